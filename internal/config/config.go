@@ -1,0 +1,319 @@
+// Package config resolves redpg's settings from, in order of precedence,
+// command-line flags, the process environment, a .env file and built-in
+// defaults. The defaults work on a fresh machine with a local PostgreSQL and
+// Redis and no configuration at all.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting the pipeline needs. Zero values are replaced by
+// WithDefaults; Validate reports settings that cannot work.
+type Config struct {
+	// DatabaseURL is the PostgreSQL URL used for migrations, promotion and
+	// administration. Built from POSTGRES_* when DATABASE_URL is unset.
+	// Defaults to the local server as the current OS user, database
+	// orders_pipeline.
+	DatabaseURL string
+
+	// PgBouncerURL, when set, is the URL workers use for their Postgres work,
+	// so that many workers share few server connections. Built from
+	// PGBOUNCER_HOST/PGBOUNCER_PORT and the DatabaseURL's user and database.
+	// Defaults to empty: workers connect directly.
+	PgBouncerURL string
+
+	// RedisURL is the Redis URL (redis:// or rediss://). Defaults to
+	// redis://127.0.0.1:6379/0.
+	RedisURL string
+
+	// Schema is the PostgreSQL schema holding every redpg table. Defaults to
+	// public.
+	Schema string
+
+	// KeyPrefix is prepended to every Redis key, so tenants and tests never
+	// collide. Defaults to empty (keys such as orders:ingestion).
+	KeyPrefix string
+
+	// Workers is the number of concurrent workers `process` runs. Defaults to 4.
+	Workers int
+
+	// BatchSize is the most messages a worker claims at once. Defaults to 5000.
+	BatchSize int
+
+	// DedupWindow is how long an order id counts as seen. Defaults to one hour.
+	DedupWindow time.Duration
+
+	// MaxQueueDepth is the queue length at which producers wait. Defaults to
+	// 100000.
+	MaxQueueDepth int
+
+	// Lease is how long a worker's claim on a batch survives without a
+	// heartbeat before another worker may reclaim it. Defaults to 30s.
+	Lease time.Duration
+
+	// CacheTTL is how long the lookup snapshot lives in Redis. Defaults to 24h.
+	CacheTTL time.Duration
+
+	// MaxAttempts bounds the retries of a batch that fails for a reason other
+	// than a lost connection before its messages are dead-lettered one by one.
+	// Defaults to 5.
+	MaxAttempts int
+}
+
+// Default values, exported so documentation and help text can quote them.
+const (
+	DefaultDatabase      = "orders_pipeline"
+	DefaultRedisURL      = "redis://127.0.0.1:6379/0"
+	DefaultSchema        = "public"
+	DefaultWorkers       = 4
+	DefaultBatchSize     = 5000
+	DefaultDedupWindow   = time.Hour
+	DefaultMaxQueueDepth = 100000
+	DefaultLease         = 30 * time.Second
+	DefaultCacheTTL      = 24 * time.Hour
+	DefaultMaxAttempts   = 5
+)
+
+// WithDefaults returns a copy of c with every unset field given its default.
+func (c Config) WithDefaults() Config {
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = (&url.URL{Scheme: "postgres", User: url.User(currentUser()), Path: "/" + DefaultDatabase}).String()
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = DefaultRedisURL
+	}
+	if c.Schema == "" {
+		c.Schema = DefaultSchema
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.MaxQueueDepth == 0 {
+		c.MaxQueueDepth = DefaultMaxQueueDepth
+	}
+	if c.Lease == 0 {
+		c.Lease = DefaultLease
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = DefaultCacheTTL
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, in words that say
+// which variable or flag to change.
+func (c Config) Validate() error {
+	var errs []error
+	if _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("DATABASE_URL: %w", err))
+	}
+	if c.PgBouncerURL != "" {
+		if _, err := ParseDatabaseURL(c.PgBouncerURL); err != nil {
+			errs = append(errs, fmt.Errorf("PgBouncer URL: %w", err))
+		}
+	}
+	if _, err := ParseRedisURL(c.RedisURL); err != nil {
+		errs = append(errs, fmt.Errorf("REDIS_URL: %w", err))
+	}
+	if !validIdent(c.Schema) {
+		errs = append(errs, fmt.Errorf("POSTGRES_SCHEMA %q: use letters, digits and underscores, starting with a letter", c.Schema))
+	}
+	if strings.ContainsAny(c.KeyPrefix, " \t\r\n*?[]{}") {
+		errs = append(errs, fmt.Errorf("REDPG_KEY_PREFIX %q: must not contain spaces, glob characters or braces", c.KeyPrefix))
+	}
+	if c.Workers < 1 || c.Workers > 1024 {
+		errs = append(errs, fmt.Errorf("WORKER_COUNT %d: must be between 1 and 1024", c.Workers))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100000 {
+		errs = append(errs, fmt.Errorf("BATCH_SIZE %d: must be between 1 and 100000", c.BatchSize))
+	}
+	if c.DedupWindow < time.Second {
+		errs = append(errs, fmt.Errorf("DEDUP_WINDOW_SECONDS %s: must be at least one second", c.DedupWindow))
+	}
+	if c.MaxQueueDepth < 1 {
+		errs = append(errs, fmt.Errorf("MAX_QUEUE_DEPTH %d: must be positive", c.MaxQueueDepth))
+	}
+	if c.Lease < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("REDPG_LEASE %s: must be at least 100ms", c.Lease))
+	}
+	if c.CacheTTL < time.Second {
+		errs = append(errs, fmt.Errorf("REDPG_CACHE_TTL %s: must be at least one second", c.CacheTTL))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("REDPG_MAX_ATTEMPTS %d: must be at least 1", c.MaxAttempts))
+	}
+	return errors.Join(errs...)
+}
+
+// WorkerDatabaseURL is the URL workers use: PgBouncer's when configured,
+// otherwise the direct one.
+func (c Config) WorkerDatabaseURL() string {
+	if c.PgBouncerURL != "" {
+		return c.PgBouncerURL
+	}
+	return c.DatabaseURL
+}
+
+func validIdent(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "postgres"
+}
+
+// FromEnv builds a Config from environment variables, looked up through get
+// so that a .env file can stand behind the real environment. Unset variables
+// leave fields zero for WithDefaults to fill.
+func FromEnv(get func(string) string) (Config, error) {
+	var c Config
+	var errs []error
+	c.DatabaseURL = get("DATABASE_URL")
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = postgresURLFromParts(get, get("POSTGRES_HOST"), get("POSTGRES_PORT"))
+	}
+	if host, port := get("PGBOUNCER_HOST"), get("PGBOUNCER_PORT"); get("PGBOUNCER_URL") != "" {
+		c.PgBouncerURL = get("PGBOUNCER_URL")
+	} else if host != "" || port != "" {
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		if port == "" {
+			port = "6432"
+		}
+		c.PgBouncerURL = postgresURLFromParts(get, host, port)
+		if c.PgBouncerURL == "" {
+			c.PgBouncerURL = (&url.URL{Scheme: "postgres", User: url.User(currentUser()), Host: net.JoinHostPort(host, port), Path: "/" + DefaultDatabase}).String()
+		}
+	}
+	c.RedisURL = get("REDIS_URL")
+	if c.RedisURL == "" && (get("REDIS_HOST") != "" || get("REDIS_PORT") != "") {
+		host, port := get("REDIS_HOST"), get("REDIS_PORT")
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		if port == "" {
+			port = "6379"
+		}
+		u := url.URL{Scheme: "redis", Host: net.JoinHostPort(host, port), Path: "/" + orDefault(get("REDIS_DB"), "0")}
+		if pw := get("REDIS_PASSWORD"); pw != "" {
+			u.User = url.UserPassword(get("REDIS_USER"), pw)
+		}
+		c.RedisURL = u.String()
+	}
+	c.Schema = get("POSTGRES_SCHEMA")
+	c.KeyPrefix = get("REDPG_KEY_PREFIX")
+	intVar := func(name string, dst *int) {
+		if v := get(name); v != "" {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a whole number", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	durVar := func(name string, dst *time.Duration, unit time.Duration) {
+		if v := get(name); v != "" {
+			d, err := ParseDuration(v, unit)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+				return
+			}
+			*dst = d
+		}
+	}
+	intVar("WORKER_COUNT", &c.Workers)
+	intVar("BATCH_SIZE", &c.BatchSize)
+	intVar("MAX_QUEUE_DEPTH", &c.MaxQueueDepth)
+	intVar("REDPG_MAX_ATTEMPTS", &c.MaxAttempts)
+	durVar("DEDUP_WINDOW_SECONDS", &c.DedupWindow, time.Second)
+	durVar("REDPG_LEASE", &c.Lease, time.Second)
+	durVar("REDPG_CACHE_TTL", &c.CacheTTL, time.Second)
+	return c, errors.Join(errs...)
+}
+
+// postgresURLFromParts composes a URL from POSTGRES_* variables, or returns
+// empty when none of them is set and host and port are empty.
+func postgresURLFromParts(get func(string) string, host, port string) string {
+	usr, pw, db := get("POSTGRES_USER"), get("POSTGRES_PASSWORD"), get("POSTGRES_DB")
+	if host == "" && port == "" && usr == "" && pw == "" && db == "" && get("POSTGRES_SSLMODE") == "" {
+		return ""
+	}
+	u := url.URL{Scheme: "postgres", Path: "/" + orDefault(db, DefaultDatabase)}
+	usr = orDefault(usr, currentUser())
+	if pw != "" {
+		u.User = url.UserPassword(usr, pw)
+	} else {
+		u.User = url.User(usr)
+	}
+	if host != "" || port != "" {
+		u.Host = net.JoinHostPort(orDefault(host, "localhost"), orDefault(port, "5432"))
+	}
+	if mode := get("POSTGRES_SSLMODE"); mode != "" {
+		u.RawQuery = url.Values{"sslmode": {mode}}.Encode()
+	}
+	return u.String()
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// ParseDuration accepts a Go duration ("90s", "1h") or a bare number, read
+// in unit, so that the seed's DEDUP_WINDOW_SECONDS=3600 keeps working.
+func ParseDuration(s string, unit time.Duration) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n < 0 || n > float64(1<<62)/float64(unit) {
+			return 0, errors.New("out of range")
+		}
+		return time.Duration(n * float64(unit)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("want a number of seconds or a duration such as 90s or 1h")
+	}
+	if d < 0 {
+		return 0, errors.New("must not be negative")
+	}
+	return d, nil
+}

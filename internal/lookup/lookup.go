@@ -1,0 +1,303 @@
+// Package lookup snapshots the small lookup tables (products, currency
+// rates, zip code zones) from PostgreSQL into Redis, versioned and with a
+// TTL, and serves them to workers from memory. A worker asks Redis only for
+// the snapshot's version once per batch and reloads the tables when it
+// changes: no per-row round trip and no join against Postgres.
+package lookup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redpg/redpg/internal/keys"
+	"github.com/redpg/redpg/internal/schema"
+)
+
+// Product is one row of product_catalog.
+type Product struct {
+	Name           string `json:"name"`
+	Category       string `json:"category"`
+	BasePriceCents int64  `json:"base_price_cents"`
+}
+
+// Zip is one row of zip_code_zones.
+type Zip struct {
+	City    string `json:"city"`
+	State   string `json:"state"`
+	Country string `json:"country"`
+	Zone    string `json:"zone"`
+}
+
+// Snapshot is one consistent version of all lookup tables.
+type Snapshot struct {
+	Version    int64
+	Products   map[string]Product
+	Currencies map[string]float64 // code → units per USD
+	Zips       map[string]Zip
+}
+
+// Size is the number of entries across all tables.
+func (s *Snapshot) Size() int { return len(s.Products) + len(s.Currencies) + len(s.Zips) }
+
+// Table names, as accepted by Publish and used in Redis key names.
+const (
+	Products   = "products"
+	Currencies = "currencies"
+	Zipcodes   = "zipcodes"
+)
+
+// AllTables lists every lookup table.
+var AllTables = []string{Products, Currencies, Zipcodes}
+
+// Config configures a Cache.
+type Config struct {
+	// Keys is the Redis key space.
+	Keys keys.Space
+	// Tables names the Postgres relations.
+	Tables schema.Tables
+	// TTL is how long a published snapshot lives in Redis. Defaults to 24h.
+	TTL time.Duration
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.TTL == 0 {
+		c.TTL = 24 * time.Hour
+	}
+	if c.Tables.Schema == "" {
+		c.Tables.Schema = "public"
+	}
+	return c
+}
+
+// Cache publishes and reads lookup snapshots. It is safe for concurrent use.
+type Cache struct {
+	cfg Config
+	rdb redis.UniversalClient
+	pg  *pgxpool.Pool
+
+	mu  sync.Mutex
+	cur *Snapshot
+}
+
+// New returns a Cache. pg is used to (re)build snapshots from the source
+// tables.
+func New(rdb redis.UniversalClient, pg *pgxpool.Pool, cfg Config) *Cache {
+	return &Cache{cfg: cfg.WithDefaults(), rdb: rdb, pg: pg}
+}
+
+// Load reads the lookup tables from Postgres.
+func Load(ctx context.Context, pg *pgxpool.Pool, t schema.Tables) (*Snapshot, error) {
+	s := &Snapshot{Products: map[string]Product{}, Currencies: map[string]float64{}, Zips: map[string]Zip{}}
+	rows, _ := pg.Query(ctx, "SELECT product_id, product_name, category, (base_price_usd * 100)::bigint FROM "+t.Products())
+	var id string
+	var p Product
+	if _, err := pgx.ForEachRow(rows, []any{&id, &p.Name, &p.Category, &p.BasePriceCents}, func() error {
+		s.Products[id] = p
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read product_catalog: %w", err)
+	}
+	var rate float64
+	rows, _ = pg.Query(ctx, "SELECT currency_code, units_per_usd::float8 FROM "+t.Currencies())
+	if _, err := pgx.ForEachRow(rows, []any{&id, &rate}, func() error {
+		s.Currencies[id] = rate
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read currency_rates: %w", err)
+	}
+	var z Zip
+	rows, _ = pg.Query(ctx, "SELECT zip_code, city, state, country, shipping_zone FROM "+t.Zips())
+	if _, err := pgx.ForEachRow(rows, []any{&id, &z.City, &z.State, &z.Country, &z.Zone}, func() error {
+		s.Zips[id] = z
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read zip_code_zones: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Snapshot) table(name string) (map[string]any, error) {
+	out := map[string]any{}
+	put := func(k string, v any) error {
+		b, err := json.Marshal(v)
+		out[k] = b
+		return err
+	}
+	var err error
+	switch name {
+	case Products:
+		for k, v := range s.Products {
+			err = errors.Join(err, put(k, v))
+		}
+	case Currencies:
+		for k, v := range s.Currencies {
+			out[k] = strconv.FormatFloat(v, 'g', -1, 64)
+		}
+	case Zipcodes:
+		for k, v := range s.Zips {
+			err = errors.Join(err, put(k, v))
+		}
+	default:
+		return nil, fmt.Errorf("unknown lookup table %q (want products, currencies or zipcodes)", name)
+	}
+	return out, err
+}
+
+// Publish copies the named tables from Postgres into Redis as a new snapshot
+// version and switches readers to it atomically. Tables not named are carried
+// over from the current snapshot (or loaded from Postgres if there is none).
+// It returns the new version.
+func (c *Cache) Publish(ctx context.Context, tables ...string) (int64, error) {
+	if len(tables) == 0 {
+		tables = AllTables
+	}
+	fresh, err := Load(ctx, c.pg, c.cfg.Tables)
+	if err != nil {
+		return 0, err
+	}
+	k := c.cfg.Keys
+	version, err := c.rdb.Incr(ctx, k.LookupVersion()+":seq").Result()
+	if err != nil {
+		return 0, err
+	}
+	old, err := c.rdb.Get(ctx, k.LookupVersion()).Int64()
+	hasOld := err == nil
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, err
+	}
+	selected := map[string]bool{}
+	for _, t := range tables {
+		selected[t] = true
+	}
+	pipe := c.rdb.TxPipeline()
+	for _, t := range AllTables {
+		dst := k.Lookup(version, t)
+		if !selected[t] && hasOld {
+			if n, err := c.rdb.Exists(ctx, k.Lookup(old, t)).Result(); err == nil && n == 1 {
+				pipe.Copy(ctx, k.Lookup(old, t), dst, 0, true)
+				pipe.Expire(ctx, dst, c.cfg.TTL)
+				continue
+			}
+		}
+		fields, err := fresh.table(t)
+		if err != nil {
+			return 0, err
+		}
+		pipe.Del(ctx, dst)
+		if len(fields) > 0 {
+			pipe.HSet(ctx, dst, fields)
+		}
+		pipe.Expire(ctx, dst, c.cfg.TTL)
+	}
+	pipe.Set(ctx, k.LookupVersion(), version, c.cfg.TTL)
+	pipe.Expire(ctx, k.LookupVersion()+":seq", c.cfg.TTL*2)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("publish lookup snapshot: %w", err)
+	}
+	if hasOld && old != version {
+		// Readers switch on the version key; let the old tables go soon
+		// rather than linger for a whole TTL.
+		for _, t := range AllTables {
+			c.rdb.Expire(ctx, k.Lookup(old, t), time.Minute)
+		}
+	}
+	return version, nil
+}
+
+// Current returns the snapshot in force, reloading it from Redis only when
+// its version changed. When no snapshot is published (never initialised, or
+// expired) it publishes one from Postgres first, so a missing cache never
+// drops orders.
+func (c *Cache) Current(ctx context.Context) (*Snapshot, error) {
+	k := c.cfg.Keys
+	version, err := c.rdb.Get(ctx, k.LookupVersion()).Int64()
+	if errors.Is(err, redis.Nil) {
+		if version, err = c.Publish(ctx); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("read lookup version: %w", err)
+	}
+	c.mu.Lock()
+	cur := c.cur
+	c.mu.Unlock()
+	if cur != nil && cur.Version == version {
+		return cur, nil
+	}
+	snap, err := c.read(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.cur = snap
+	c.mu.Unlock()
+	return snap, nil
+}
+
+func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
+	k := c.cfg.Keys
+	pipe := c.rdb.Pipeline()
+	cmds := map[string]*redis.MapStringStringCmd{}
+	for _, t := range AllTables {
+		cmds[t] = pipe.HGetAll(ctx, k.Lookup(version, t))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read lookup snapshot %d: %w", version, err)
+	}
+	s := &Snapshot{Version: version, Products: map[string]Product{}, Currencies: map[string]float64{}, Zips: map[string]Zip{}}
+	for id, v := range cmds[Products].Val() {
+		var p Product
+		if err := json.Unmarshal([]byte(v), &p); err != nil {
+			return nil, fmt.Errorf("lookup snapshot %d: product %q: %w", version, id, err)
+		}
+		s.Products[id] = p
+	}
+	for code, v := range cmds[Currencies].Val() {
+		rate, err := strconv.ParseFloat(v, 64)
+		if err != nil || rate <= 0 {
+			return nil, fmt.Errorf("lookup snapshot %d: currency %q has rate %q", version, code, v)
+		}
+		s.Currencies[code] = rate
+	}
+	for zip, v := range cmds[Zipcodes].Val() {
+		var z Zip
+		if err := json.Unmarshal([]byte(v), &z); err != nil {
+			return nil, fmt.Errorf("lookup snapshot %d: zip %q: %w", version, zip, err)
+		}
+		s.Zips[zip] = z
+	}
+	if s.Size() == 0 {
+		return nil, fmt.Errorf("lookup snapshot %d is empty or expired mid-read; run `redpg init-cache --all`", version)
+	}
+	return s, nil
+}
+
+// Size is the number of entries in the published snapshot, 0 when none.
+func (c *Cache) Size(ctx context.Context) (int64, error) {
+	k := c.cfg.Keys
+	version, err := c.rdb.Get(ctx, k.LookupVersion()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, t := range AllTables {
+		m, err := c.rdb.HLen(ctx, k.Lookup(version, t)).Result()
+		if err != nil {
+			return 0, err
+		}
+		n += m
+	}
+	return n, nil
+}

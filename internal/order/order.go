@@ -1,0 +1,333 @@
+// Package order defines the order message producers push onto the queue and
+// decodes it from untrusted bytes. Decoding never panics: anything it cannot
+// accept comes back as a *Rejection carrying a stable reason code, so the
+// caller can dead-letter the payload and carry on with the rest of its batch.
+package order
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxPayload is the largest message accepted, in bytes.
+const MaxPayload = 1 << 20
+
+// Reason codes recorded in orders_rejected.reason. They are stable: alerting
+// and `redpg dlq replay --reason` match on them.
+const (
+	ReasonTooLarge        = "payload_too_large"
+	ReasonInvalidUTF8     = "invalid_utf8"
+	ReasonMalformedJSON   = "malformed_json"
+	ReasonMissingField    = "missing_field"
+	ReasonWrongType       = "wrong_type"
+	ReasonInvalidField    = "invalid_field"
+	ReasonBadTimestamp    = "bad_timestamp"
+	ReasonQuantityRange   = "quantity_out_of_range"
+	ReasonPriceNotPos     = "price_not_positive"
+	ReasonFutureTimestamp = "future_timestamp"
+	ReasonUnknownProduct  = "unknown_product"
+	ReasonUnknownCurrency = "unknown_currency"
+	ReasonUnknownZip      = "unknown_zip"
+	ReasonInfrastructure  = "infrastructure_failure"
+)
+
+// Order is one decoded order message. Money is held in cents of the order's
+// currency so arithmetic is exact.
+type Order struct {
+	OrderID        string    `json:"order_id"`
+	CustomerID     string    `json:"customer_id"`
+	ProductID      string    `json:"product_id"`
+	Quantity       int64     `json:"quantity"`
+	UnitPriceCents int64     `json:"-"`
+	Currency       string    `json:"currency"`
+	ZipCode        string    `json:"zip_code"`
+	OrderTimestamp time.Time `json:"order_timestamp"`
+	UserAgent      string    `json:"user_agent,omitempty"`
+	IP             string    `json:"ip,omitempty"`
+	SessionID      string    `json:"session_id,omitempty"`
+}
+
+// Rejection explains why a payload cannot become an order.
+type Rejection struct {
+	// OrderID is the order's id when it could be read, else empty.
+	OrderID string
+	// Reason is one of the Reason* codes.
+	Reason string
+	// Detail says what exactly was wrong, for a human.
+	Detail string
+}
+
+func (r *Rejection) Error() string { return r.Reason + ": " + r.Detail }
+
+// wire mirrors the JSON message. Numbers arrive as json.Number so that both
+// 19.99 and "19.99" are accepted without float rounding surprises.
+type wire struct {
+	OrderID        *string          `json:"order_id"`
+	CustomerID     *string          `json:"customer_id"`
+	ProductID      *string          `json:"product_id"`
+	Quantity       *json.RawMessage `json:"quantity"`
+	UnitPrice      *json.RawMessage `json:"unit_price"`
+	Currency       *string          `json:"currency"`
+	ZipCode        *string          `json:"zip_code"`
+	OrderTimestamp *json.RawMessage `json:"order_timestamp"`
+	UserAgent      *string          `json:"user_agent"`
+	IP             *string          `json:"ip"`
+	SessionID      *string          `json:"session_id"`
+}
+
+// maxIDLen bounds identifiers so one message cannot bloat indexes.
+const maxIDLen = 128
+
+// Decode parses and normalises one message. The error, when not nil, is
+// always a *Rejection.
+func Decode(raw []byte) (Order, error) {
+	if len(raw) > MaxPayload {
+		return Order{}, &Rejection{Reason: ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(raw), MaxPayload)}
+	}
+	if !utf8.Valid(raw) {
+		return Order{}, &Rejection{Reason: ReasonInvalidUTF8, Detail: "payload is not valid UTF-8"}
+	}
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&w); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return Order{}, &Rejection{OrderID: peekID(raw), Reason: ReasonWrongType,
+				Detail: fmt.Sprintf("field %s: got JSON %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)}
+		}
+		return Order{}, &Rejection{Reason: ReasonMalformedJSON, Detail: err.Error()}
+	}
+	if dec.More() {
+		return Order{}, &Rejection{Reason: ReasonMalformedJSON, Detail: "trailing data after the JSON object"}
+	}
+	return w.order()
+}
+
+func (w *wire) order() (Order, error) {
+	var o Order
+	id := deref(w.OrderID)
+	fail := func(reason, format string, args ...any) (Order, error) {
+		return Order{}, &Rejection{OrderID: id, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+	}
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"order_id", w.OrderID}, {"customer_id", w.CustomerID}, {"product_id", w.ProductID}, {"quantity", w.Quantity},
+		{"unit_price", w.UnitPrice}, {"currency", w.Currency}, {"zip_code", w.ZipCode}, {"order_timestamp", w.OrderTimestamp}} {
+		if isNil(f.v) {
+			return fail(ReasonMissingField, "%s is required", f.name)
+		}
+	}
+	strs := []struct {
+		name string
+		v    string
+		max  int
+	}{{"order_id", id, maxIDLen}, {"customer_id", *w.CustomerID, maxIDLen}, {"product_id", *w.ProductID, maxIDLen},
+		{"zip_code", *w.ZipCode, 32}, {"currency", *w.Currency, 8},
+		{"user_agent", deref(w.UserAgent), 1024}, {"ip", deref(w.IP), 64}, {"session_id", deref(w.SessionID), maxIDLen}}
+	for i, s := range strs {
+		if i < 5 && strings.TrimSpace(s.v) == "" {
+			return fail(ReasonMissingField, "%s is empty", s.name)
+		}
+		if len(s.v) > s.max {
+			return fail(ReasonInvalidField, "%s is %d bytes, limit %d", s.name, len(s.v), s.max)
+		}
+		if strings.IndexByte(s.v, 0) >= 0 {
+			return fail(ReasonInvalidField, "%s contains a NUL character", s.name)
+		}
+	}
+	o.OrderID = strings.TrimSpace(id)
+	o.CustomerID = strings.TrimSpace(*w.CustomerID)
+	o.ProductID = strings.TrimSpace(*w.ProductID)
+	o.ZipCode = strings.TrimSpace(*w.ZipCode)
+	o.UserAgent, o.IP, o.SessionID = deref(w.UserAgent), deref(w.IP), deref(w.SessionID)
+
+	cur := strings.ToUpper(strings.TrimSpace(*w.Currency))
+	if len(cur) != 3 || strings.IndexFunc(cur, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
+		return fail(ReasonInvalidField, "currency %q is not a three-letter ISO 4217 code", *w.Currency)
+	}
+	o.Currency = cur
+
+	q, err := parseQuantity(*w.Quantity)
+	if err != nil {
+		return fail(ReasonWrongType, "quantity: %v", err)
+	}
+	if q < math.MinInt32 || q > math.MaxInt32 {
+		return fail(ReasonQuantityRange, "quantity %d is outside 1-1000", q)
+	}
+	o.Quantity = q
+
+	cents, err := ParseCents(*w.UnitPrice)
+	if err != nil {
+		return fail(ReasonWrongType, "unit_price: %v", err)
+	}
+	o.UnitPriceCents = cents
+
+	ts, err := parseTimestamp(*w.OrderTimestamp)
+	if err != nil {
+		return fail(ReasonBadTimestamp, "order_timestamp: %v", err)
+	}
+	o.OrderTimestamp = ts
+	return o, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func isNil(v any) bool {
+	switch p := v.(type) {
+	case *string:
+		return p == nil
+	case *json.RawMessage:
+		return p == nil || string(*p) == "null"
+	}
+	return v == nil
+}
+
+// peekID recovers order_id from an object whose other fields failed to
+// decode, so a dead letter can still name its order.
+func peekID(raw []byte) string {
+	var p struct {
+		OrderID any `json:"order_id"`
+	}
+	if json.Unmarshal(raw, &p) != nil {
+		return ""
+	}
+	if s, ok := p.OrderID.(string); ok && len(s) <= maxIDLen && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return ""
+}
+
+func parseQuantity(raw json.RawMessage) (int64, error) {
+	s := string(raw)
+	if len(s) > 0 && s[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, err
+		}
+		s = strings.TrimSpace(s)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err == nil {
+		return n, nil
+	}
+	if f, ferr := strconv.ParseFloat(s, 64); ferr == nil {
+		if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+			return int64(f), nil
+		}
+		return 0, fmt.Errorf("%s is not a whole number", s)
+	}
+	if errors.Is(err, strconv.ErrRange) {
+		return math.MaxInt64, nil
+	}
+	return 0, fmt.Errorf("%.40s is not a whole number", s)
+}
+
+// maxCents keeps amounts inside numeric(14,2) even after multiplying by the
+// largest accepted quantity.
+const maxCents = 1e11
+
+// ParseCents reads a decimal amount, given as a JSON number or a numeric
+// string, as whole cents, rounding half away from zero.
+func ParseCents(raw json.RawMessage) (int64, error) {
+	s := string(raw)
+	if len(s) > 0 && s[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, err
+		}
+		s = strings.TrimSpace(s)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("%.40q is not a decimal number", s)
+	}
+	c := math.Round(f * 100)
+	if math.Abs(c) > maxCents {
+		return 0, fmt.Errorf("%s is out of range", s)
+	}
+	return int64(c), nil
+}
+
+// timestampLayouts are accepted in order; a layout without a zone means UTC.
+var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05"}
+
+func parseTimestamp(raw json.RawMessage) (time.Time, error) {
+	s := string(raw)
+	var t time.Time
+	if len(s) > 0 && s[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return t, err
+		}
+		s = strings.TrimSpace(s)
+		var err error
+		for _, layout := range timestampLayouts {
+			if t, err = time.Parse(layout, s); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return t, fmt.Errorf("%.60q is not an RFC 3339 timestamp", s)
+		}
+	} else {
+		secs, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return t, fmt.Errorf("%.40s is neither a timestamp string nor unix seconds", s)
+		}
+		if secs < 0 || secs > 253402300799 {
+			return t, fmt.Errorf("unix time %.0f is out of range", secs)
+		}
+		whole, frac := math.Modf(secs)
+		t = time.Unix(int64(whole), int64(frac*1e9))
+	}
+	if y := t.Year(); y < 1970 || y > 9999 {
+		return t, fmt.Errorf("year %d is out of range", y)
+	}
+	return t.UTC(), nil
+}
+
+// Message is the JSON form producers push. UnitPrice is a decimal string in
+// the order's currency so that no float rounding happens on the way.
+type Message struct {
+	OrderID        string `json:"order_id"`
+	CustomerID     string `json:"customer_id"`
+	ProductID      string `json:"product_id"`
+	Quantity       int64  `json:"quantity"`
+	UnitPrice      string `json:"unit_price"`
+	Currency       string `json:"currency"`
+	ZipCode        string `json:"zip_code"`
+	OrderTimestamp string `json:"order_timestamp"`
+	UserAgent      string `json:"user_agent,omitempty"`
+	IP             string `json:"ip,omitempty"`
+	SessionID      string `json:"session_id,omitempty"`
+}
+
+// Message returns the normalised message for o: what is stored in raw_data
+// and what a replay decodes again.
+func (o Order) Message() Message {
+	return Message{
+		OrderID: o.OrderID, CustomerID: o.CustomerID, ProductID: o.ProductID, Quantity: o.Quantity,
+		UnitPrice: FormatCents(o.UnitPriceCents), Currency: o.Currency, ZipCode: o.ZipCode,
+		OrderTimestamp: o.OrderTimestamp.Format(time.RFC3339Nano),
+		UserAgent:      o.UserAgent, IP: o.IP, SessionID: o.SessionID,
+	}
+}
+
+// FormatCents renders cents as a decimal string with two places.
+func FormatCents(c int64) string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
+}

@@ -1,0 +1,148 @@
+// Package pipeline wires the parts — queue, dedup, lookup, transform, stage,
+// promote, ledger, views — into the order pipeline: workers that take
+// batches from Redis and make them durable in PostgreSQL exactly once in
+// effect, a reaper that returns dead workers' batches, producers, stats,
+// reconciliation and dead-letter replay. Everything runs under a context and
+// shuts down cleanly, so the same code serves the CLI and a long-running
+// daemon.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redpg/redpg/internal/dedup"
+	"github.com/redpg/redpg/internal/keys"
+	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/queue"
+	"github.com/redpg/redpg/internal/schema"
+)
+
+// Config configures a Pipeline.
+type Config struct {
+	// Keys is the Redis key space.
+	Keys keys.Space
+	// Tables names the PostgreSQL relations.
+	Tables schema.Tables
+	// BatchSize is the most messages a worker claims at once. Defaults to 5000.
+	BatchSize int
+	// DedupWindow is how long a promoted order id counts as seen. Defaults
+	// to one hour.
+	DedupWindow time.Duration
+	// MaxQueueDepth is the queue length at which producers wait. Defaults to
+	// 100000.
+	MaxQueueDepth int
+	// Lease is how long a worker's claim survives without a heartbeat.
+	// Defaults to 30s.
+	Lease time.Duration
+	// CacheTTL is the lookup snapshot's lifetime in Redis. Defaults to 24h.
+	CacheTTL time.Duration
+	// MaxAttempts bounds retries of a batch failing for a non-transient
+	// reason before its messages are tried one by one and the failing ones
+	// dead-lettered. Defaults to 5.
+	MaxAttempts int
+	// IdleWait is the longest an idle worker sleeps before looking at the
+	// queue again; a pub/sub notice wakes it sooner. Defaults to 1s.
+	IdleWait time.Duration
+	// Logger receives operational messages. Defaults to a discarding logger.
+	Logger *slog.Logger
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.BatchSize == 0 {
+		c.BatchSize = 5000
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = time.Hour
+	}
+	if c.MaxQueueDepth == 0 {
+		c.MaxQueueDepth = 100000
+	}
+	if c.Lease == 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = 24 * time.Hour
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.IdleWait == 0 {
+		c.IdleWait = time.Second
+	}
+	if c.Tables.Schema == "" {
+		c.Tables.Schema = schema.DefaultSchema
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("batch size %d must be positive", c.BatchSize))
+	}
+	if c.Lease < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("lease %s must be at least 100ms", c.Lease))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("max attempts %d must be at least 1", c.MaxAttempts))
+	}
+	if c.DedupWindow < time.Second {
+		errs = append(errs, fmt.Errorf("dedup window %s must be at least 1s", c.DedupWindow))
+	}
+	return errors.Join(errs...)
+}
+
+// Pipeline is the assembled order pipeline. It is safe for concurrent use.
+type Pipeline struct {
+	cfg Config
+	pg  *pgxpool.Pool // migrations, admin, views
+	wpg *pgxpool.Pool // workers' batches: PgBouncer when configured
+	rdb redis.UniversalClient
+
+	queue   *queue.Queue
+	dedup   *dedup.Window
+	lookups *lookup.Cache
+}
+
+// New assembles a pipeline. workerPG may be the same pool as pg; it is the
+// one workers' transactions use, typically through PgBouncer.
+func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pipeline, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if workerPG == nil {
+		workerPG = pg
+	}
+	q, err := queue.New(rdb, queue.Config{Keys: cfg.Keys, MaxDepth: cfg.MaxQueueDepth})
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{
+		cfg: cfg, pg: pg, wpg: workerPG, rdb: rdb, queue: q,
+		dedup:   dedup.New(rdb, cfg.Keys.Dedup(), cfg.DedupWindow),
+		lookups: lookup.New(rdb, pg, lookup.Config{Keys: cfg.Keys, Tables: cfg.Tables, TTL: cfg.CacheTTL}),
+	}, nil
+}
+
+// Queue is the pipeline's ingestion queue.
+func (p *Pipeline) Queue() *queue.Queue { return p.queue }
+
+// Lookups is the pipeline's lookup cache.
+func (p *Pipeline) Lookups() *lookup.Cache { return p.lookups }
+
+// Dedup is the pipeline's de-duplication window.
+func (p *Pipeline) Dedup() *dedup.Window { return p.dedup }
+
+// Config returns the pipeline's effective configuration.
+func (p *Pipeline) Config() Config { return p.cfg }

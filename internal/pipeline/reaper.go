@@ -1,0 +1,132 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redpg/redpg/internal/ledger"
+)
+
+// wakeup broadcasts pub/sub notices to idle workers: each notice closes the
+// current channel and replaces it.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (w *wakeup) channel() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *wakeup) fire() {
+	w.mu.Lock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+	w.mu.Unlock()
+}
+
+// subscribe listens on the events channel until ctx ends, waking idle
+// workers as soon as a producer announces work instead of polling on a
+// timer. If the subscription breaks, workers still poll every IdleWait.
+func (p *Pipeline) subscribe(ctx context.Context) *wakeup {
+	w := &wakeup{ch: make(chan struct{})}
+	sub := p.rdb.Subscribe(ctx, p.cfg.Keys.Events())
+	go func() {
+		defer sub.Close()
+		ch := sub.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-ch:
+				if !ok {
+					return
+				}
+				w.fire()
+			}
+		}
+	}()
+	return w
+}
+
+// heartbeat renews the leases of ids every third of a lease until ctx ends.
+func (p *Pipeline) heartbeat(ctx context.Context, ids []string) {
+	tick := time.NewTicker(p.cfg.Lease / 3)
+	defer tick.Stop()
+	for {
+		deadline := time.Now().Add(p.cfg.Lease)
+		for _, id := range ids {
+			if err := p.queue.Heartbeat(ctx, id, deadline); err != nil && ctx.Err() == nil {
+				p.cfg.Logger.Warn("heartbeat failed", "worker", id, "err", err)
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// reapLoop reclaims expired leases every half lease until ctx ends.
+func (p *Pipeline) reapLoop(ctx context.Context) {
+	tick := time.NewTicker(p.cfg.Lease / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n, err := p.Reap(ctx); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("reaper failed", "err", err)
+		} else if n > 0 {
+			p.cfg.Logger.Info("returned dead workers' messages to the queue", "messages", n)
+		}
+	}
+}
+
+// Reap returns the batches of workers whose lease expired to the queue, or
+// releases them if they turn out to be durable already, and reports how
+// many messages were requeued. The ledger decides: the batch is fenced as
+// abandoned in PostgreSQL first, so a worker that was only slow, not dead,
+// can no longer commit it.
+func (p *Pipeline) Reap(ctx context.Context) (int64, error) {
+	dead, err := p.queue.Expired(ctx, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	var moved int64
+	for _, w := range dead {
+		batchID, _, err := p.queue.Inflight(ctx, w)
+		if err != nil {
+			return moved, err
+		}
+		status := ledger.Abandoned
+		if batchID != "" {
+			if status, err = ledger.Fence(ctx, p.pg, p.cfg.Tables, batchID, w); err != nil {
+				return moved, err
+			}
+		}
+		if status == ledger.Abandoned {
+			n, err := p.queue.Requeue(ctx, w, batchID)
+			if err != nil {
+				return moved, err
+			}
+			if n > 0 {
+				moved += n
+				p.cfg.Logger.Info("requeued a dead worker's batch", "worker", w, "batch", batchID, "messages", n)
+			}
+			continue
+		}
+		if err := p.queue.Release(ctx, w, batchID); err != nil {
+			return moved, err
+		}
+		p.cfg.Logger.Info("released a dead worker's batch that had committed", "worker", w, "batch", batchID)
+	}
+	return moved, nil
+}

@@ -1,0 +1,460 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/redpg/redpg/internal/ledger"
+	"github.com/redpg/redpg/internal/order"
+	"github.com/redpg/redpg/internal/promote"
+	"github.com/redpg/redpg/internal/queue"
+	"github.com/redpg/redpg/internal/stage"
+	"github.com/redpg/redpg/internal/transform"
+)
+
+// RunOptions says how long and how widely Run works.
+type RunOptions struct {
+	// Workers is the number of concurrent workers. Defaults to 1.
+	Workers int
+	// Iterations, when positive, is how many batches each worker processes
+	// before stopping.
+	Iterations int
+	// UntilEmpty stops the workers once nothing is queued or in flight
+	// anywhere, after reclaiming batches of dead workers.
+	UntilEmpty bool
+	// OnBatch, if set, is called after each batch is durable.
+	OnBatch func(BatchReport)
+}
+
+// BatchReport describes one durable batch.
+type BatchReport struct {
+	Worker   string
+	BatchID  string
+	Counts   ledger.Counts
+	Duration time.Duration
+}
+
+// Totals accumulates batch counts safely across workers.
+type Totals struct {
+	mu      sync.Mutex
+	counts  ledger.Counts
+	batches int64
+}
+
+func (t *Totals) add(c ledger.Counts) {
+	t.mu.Lock()
+	t.counts = t.counts.Add(c)
+	t.batches++
+	t.mu.Unlock()
+}
+
+// Counts returns the sums so far and the number of batches.
+func (t *Totals) Counts() (ledger.Counts, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.counts, t.batches
+}
+
+// newID returns a random identifier with a readable prefix.
+func newID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// Run processes batches with opts.Workers concurrent workers until ctx is
+// cancelled, every worker has done opts.Iterations batches, or — with
+// UntilEmpty — nothing is left. A worker finishes its current batch before
+// stopping; if ctx is cancelled mid-batch and PostgreSQL cannot be reached,
+// the batch stays claimed and its lease lets another worker take it later.
+func (p *Pipeline) Run(ctx context.Context, opts RunOptions) (ledger.Counts, error) {
+	if opts.Workers < 1 {
+		opts.Workers = 1
+	}
+	host, _ := os.Hostname()
+	runID := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID("")[:6])
+	ids := make([]string, opts.Workers)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-w%d", runID, i)
+	}
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	wake := p.subscribe(bg)
+	var bgDone sync.WaitGroup
+	bgDone.Add(2)
+	go func() { defer bgDone.Done(); p.heartbeat(bg, ids) }()
+	go func() { defer bgDone.Done(); p.reapLoop(bg) }()
+
+	var totals Totals
+	var wg sync.WaitGroup
+	errs := make([]error, opts.Workers)
+	var active atomic.Int64
+	for i, id := range ids {
+		wg.Add(1)
+		active.Add(1)
+		go func() {
+			defer wg.Done()
+			defer active.Add(-1)
+			errs[i] = p.work(ctx, id, opts, wake, &totals)
+		}()
+	}
+	wg.Wait()
+	stopBG()
+	bgDone.Wait()
+	leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		if batch, n, err := p.queue.Inflight(leaveCtx, id); err == nil && batch == "" && n == 0 {
+			_ = p.queue.Leave(leaveCtx, id)
+		}
+	}
+	c, _ := totals.Counts()
+	return c, errors.Join(errs...)
+}
+
+// work is one worker's loop.
+func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *wakeup, totals *Totals) error {
+	log := p.cfg.Logger.With("worker", id)
+	retry := backoff{base: 100 * time.Millisecond, max: 5 * time.Second}
+	done := 0
+	for opts.Iterations <= 0 || done < opts.Iterations {
+		if ctx.Err() != nil {
+			return nil
+		}
+		signal := wake.channel()
+		b, err := p.queue.Claim(ctx, id, newID("b-"), p.cfg.BatchSize, time.Now().Add(p.cfg.Lease))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			d := retry.next()
+			log.Warn("cannot claim a batch from Redis; retrying", "err", err, "in", d)
+			sleep(ctx, d)
+			continue
+		}
+		retry.reset()
+		if b == nil {
+			if opts.UntilEmpty {
+				empty, err := p.drained(ctx)
+				if err == nil && empty {
+					return nil
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-signal:
+			case <-time.After(p.cfg.IdleWait):
+			}
+			continue
+		}
+		start := time.Now()
+		counts, err := p.handle(ctx, id, b)
+		if err != nil {
+			if ctx.Err() != nil {
+				log.Info("stopping with a batch unfinished; its lease will return it to the queue", "batch", b.ID)
+				return nil
+			}
+			log.Error("batch failed; it stays claimed and will be retried", "batch", b.ID, "err", err)
+			sleep(ctx, retry.next())
+			continue
+		}
+		done++
+		totals.add(counts)
+		if opts.OnBatch != nil {
+			opts.OnBatch(BatchReport{Worker: id, BatchID: b.ID, Counts: counts, Duration: time.Since(start)})
+		}
+	}
+	return nil
+}
+
+// drained reports whether nothing is queued or claimed by any worker. It
+// reaps expired leases first, so a dead worker's batch is returned to the
+// queue rather than waited for forever.
+func (p *Pipeline) drained(ctx context.Context) (bool, error) {
+	if _, err := p.Reap(ctx); err != nil {
+		return false, err
+	}
+	s, err := p.queue.Snapshot(ctx)
+	if err != nil {
+		return false, err
+	}
+	return s.Depth == 0 && s.InFlight == 0, nil
+}
+
+// prepared is a batch after decoding, de-duplication and enrichment.
+type prepared struct {
+	rows       []transform.Row
+	raws       [][]byte // raw payload of each row, for dead letters
+	rejects    []promote.Rejection
+	duplicates int64
+	received   int64
+}
+
+// prepare decodes, de-duplicates within the batch and against the window,
+// and enriches the batch's messages.
+func (p *Pipeline) prepare(ctx context.Context, b *queue.Batch) (*prepared, error) {
+	snap, err := p.lookups.Current(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lookup snapshot: %w", err)
+	}
+	pr := &prepared{received: int64(len(b.Messages))}
+	orders := make([]order.Order, 0, len(b.Messages))
+	raws := make([][]byte, 0, len(b.Messages))
+	seen := make(map[string]struct{}, len(b.Messages))
+	for _, raw := range b.Messages {
+		o, err := order.Decode(raw)
+		if err != nil {
+			var rej *order.Rejection
+			if !errors.As(err, &rej) {
+				rej = &order.Rejection{Reason: order.ReasonMalformedJSON, Detail: err.Error()}
+			}
+			pr.rejects = append(pr.rejects, promote.Rejection{OrderID: rej.OrderID, Reason: rej.Reason, Detail: rej.Detail, Raw: raw})
+			continue
+		}
+		if _, dup := seen[o.OrderID]; dup {
+			pr.duplicates++
+			continue
+		}
+		seen[o.OrderID] = struct{}{}
+		orders = append(orders, o)
+		raws = append(raws, raw)
+	}
+	ids := make([]string, len(orders))
+	for i := range orders {
+		ids[i] = orders[i].OrderID
+	}
+	inWindow, err := p.dedup.Seen(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("dedup window: %w", err)
+	}
+	keep := orders[:0]
+	keepRaw := raws[:0]
+	for i, o := range orders {
+		if inWindow[i] {
+			pr.duplicates++
+			continue
+		}
+		keep = append(keep, o)
+		keepRaw = append(keepRaw, raws[i])
+	}
+	pr.rows = transform.Apply(keep, snap)
+	pr.raws = keepRaw
+	return pr, nil
+}
+
+// outcome is what committing a batch decided.
+type outcome struct {
+	counts   ledger.Counts
+	promoted []string
+	status   string // ledger status when someone else had decided the batch
+}
+
+// handle makes one claimed batch durable and acknowledges it.
+func (p *Pipeline) handle(ctx context.Context, worker string, b *queue.Batch) (ledger.Counts, error) {
+	log := p.cfg.Logger.With("worker", worker, "batch", b.ID)
+	if b.Attempts > 1 {
+		// A batch we claimed before and did not acknowledge: it may have
+		// committed just before we lost track of it.
+		status, err := ledger.Status(ctx, p.wpg, p.cfg.Tables, b.ID)
+		if err != nil {
+			return ledger.Counts{}, err
+		}
+		if status != "" {
+			return ledger.Counts{}, p.settle(ctx, worker, b, status)
+		}
+	}
+	pr, err := p.prepare(ctx, b)
+	if err != nil {
+		return ledger.Counts{}, err
+	}
+	var out outcome
+	retry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
+	// Attempts counts claims of this very batch, so a batch that kept
+	// crashing its workers also ends in the one-by-one fallback.
+	failures := int(b.Attempts) - 1
+	for {
+		if failures < p.cfg.MaxAttempts {
+			out, err = p.commit(ctx, worker, b.ID, pr)
+		} else {
+			out, err = p.commitEach(ctx, worker, b.ID, pr)
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ledger.Counts{}, ctx.Err()
+		}
+		if !transient(err) {
+			failures++
+		}
+		d := retry.next()
+		log.Warn("batch not committed; retrying", "err", err, "failures", failures, "in", d)
+		if !sleep(ctx, d) {
+			return ledger.Counts{}, ctx.Err()
+		}
+	}
+	if out.status != "" {
+		return ledger.Counts{}, p.settle(ctx, worker, b, out.status)
+	}
+	if err := p.ack(ctx, worker, b.ID); err != nil {
+		return ledger.Counts{}, err
+	}
+	if err := p.dedup.Mark(ctx, out.promoted); err != nil {
+		// The window is a fast path; PostgreSQL still rejects repeats.
+		log.Warn("could not mark promoted ids in the dedup window", "err", err)
+	}
+	p.rdb.Publish(ctx, p.cfg.Keys.Events(), "promoted")
+	return out.counts, nil
+}
+
+// settle finishes a batch someone else decided: committed batches are
+// acknowledged, abandoned ones were (or are now) requeued.
+func (p *Pipeline) settle(ctx context.Context, worker string, b *queue.Batch, status string) error {
+	if status == ledger.Abandoned {
+		_, err := p.queue.Requeue(ctx, worker, b.ID)
+		return err
+	}
+	return p.ack(ctx, worker, b.ID)
+}
+
+// ack acknowledges a durable batch, retrying while Redis is unreachable:
+// until it succeeds the messages stay claimed, and a reaper that finds the
+// batch committed releases them instead of requeueing.
+func (p *Pipeline) ack(ctx context.Context, worker, batchID string) error {
+	retry := backoff{base: 100 * time.Millisecond, max: 5 * time.Second}
+	for {
+		_, err := p.queue.Ack(ctx, worker, batchID)
+		if err == nil {
+			return nil
+		}
+		p.cfg.Logger.Warn("cannot acknowledge a committed batch; retrying", "batch", batchID, "err", err)
+		if !sleep(ctx, retry.next()) {
+			return ctx.Err()
+		}
+	}
+}
+
+// commit stages, promotes and records the batch in one transaction.
+func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepared) (outcome, error) {
+	var out outcome
+	err := pgx.BeginFunc(ctx, p.wpg, func(tx pgx.Tx) error {
+		out = outcome{}
+		if _, err := stage.Copy(ctx, tx, p.cfg.Tables, batchID, pr.rows); err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+		res, err := promote.Batch(ctx, tx, p.cfg.Tables, batchID)
+		if err != nil {
+			return err
+		}
+		if err := promote.Reject(ctx, tx, p.cfg.Tables, batchID, pr.rejects); err != nil {
+			return err
+		}
+		out.promoted = res.Promoted
+		out.counts = ledger.Counts{
+			Received:   pr.received,
+			Promoted:   int64(len(res.Promoted)),
+			Duplicates: pr.duplicates + res.Duplicates(),
+			Rejected:   int64(len(pr.rejects)) + res.Rejected,
+		}
+		return p.record(ctx, tx, batchID, worker, &out)
+	})
+	if errors.Is(err, errDecided) {
+		return out, nil
+	}
+	return out, err
+}
+
+// errDecided rolls back a transaction whose batch was already decided.
+var errDecided = errors.New("batch already decided")
+
+// record writes the ledger row; when the batch was decided elsewhere it sets
+// out.status and returns errDecided so the transaction rolls back.
+func (p *Pipeline) record(ctx context.Context, tx pgx.Tx, batchID, worker string, out *outcome) error {
+	ok, err := ledger.Record(ctx, tx, p.cfg.Tables, batchID, ledger.Committed, worker, out.counts)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	status, err := ledger.Status(ctx, tx, p.cfg.Tables, batchID)
+	if err != nil {
+		return err
+	}
+	*out = outcome{status: status}
+	return errDecided
+}
+
+// maxDeadLetterPayload bounds what one dead letter stores of its payload.
+const maxDeadLetterPayload = 4 << 20
+
+// commitEach is the fallback for a batch that keeps failing: each message
+// is staged and promoted under its own savepoint, and the ones that still
+// fail are dead-lettered with the database's error, all in one transaction
+// so the batch stays atomic.
+func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *prepared) (outcome, error) {
+	var out outcome
+	err := pgx.BeginFunc(ctx, p.wpg, func(tx pgx.Tx) error {
+		out = outcome{counts: ledger.Counts{Received: pr.received, Duplicates: pr.duplicates}}
+		rejects := append([]promote.Rejection(nil), pr.rejects...)
+		for i := range pr.rows {
+			var res promote.Result
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+				if _, err := stage.Copy(ctx, sp, p.cfg.Tables, batchID, pr.rows[i:i+1]); err != nil {
+					return err
+				}
+				var err error
+				res, err = promote.Batch(ctx, sp, p.cfg.Tables, batchID)
+				return err
+			})
+			if err != nil {
+				if transient(err) {
+					return err
+				}
+				raw := pr.raws[i]
+				if len(raw) > maxDeadLetterPayload {
+					raw = raw[:maxDeadLetterPayload]
+				}
+				rejects = append(rejects, promote.Rejection{OrderID: pr.rows[i].Order.OrderID,
+					Reason: order.ReasonInfrastructure, Detail: err.Error(), Raw: raw})
+				continue
+			}
+			out.promoted = append(out.promoted, res.Promoted...)
+			out.counts.Promoted += int64(len(res.Promoted))
+			out.counts.Rejected += res.Rejected
+			out.counts.Duplicates += res.Duplicates()
+		}
+		for _, r := range rejects {
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+				return promote.Reject(ctx, sp, p.cfg.Tables, batchID, []promote.Rejection{r})
+			})
+			if err != nil && transient(err) {
+				return err
+			}
+			if err != nil {
+				// Even the dead letter would not store: keep its essence.
+				r = promote.Rejection{Reason: r.Reason, Detail: "unstorable dead letter: " + err.Error(), Raw: []byte(fmt.Sprintf("%q", r.Raw))}
+				if err := promote.Reject(ctx, tx, p.cfg.Tables, batchID, []promote.Rejection{r}); err != nil {
+					return err
+				}
+			}
+			out.counts.Rejected++
+		}
+		return p.record(ctx, tx, batchID, worker, &out)
+	})
+	if errors.Is(err, errDecided) {
+		return out, nil
+	}
+	return out, err
+}

@@ -1,0 +1,426 @@
+// Package queue is a reliable work queue on Redis lists.
+//
+// Producers LPUSH JSON messages onto the ingestion list in multi-value
+// batches, waiting (never dropping) while the list is longer than the
+// configured depth. Workers claim batches with a Lua script that moves up to
+// N messages atomically from the list's tail into a per-worker processing
+// list, tagged with a batch id and covered by a lease the worker renews with
+// heartbeats. A batch leaves Redis only when the worker acknowledges it,
+// which it does after its effect is durable in PostgreSQL. A processing list
+// whose lease expired is moved back to the ingestion list by Requeue.
+//
+// Unlike BRPOP, nothing is lost when a worker dies between taking work and
+// finishing it; unlike asynq, a claim is a whole batch, so the per-message
+// cost stays close to a plain RPOP with a count.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redpg/redpg/internal/keys"
+)
+
+// claimScript claims a batch for a worker.
+//
+//	KEYS[1] ingestion list   KEYS[2] worker's processing list
+//	KEYS[3] worker's inflight hash   KEYS[4] workers lease set
+//	ARGV[1] worker id   ARGV[2] id for a new batch
+//	ARGV[3] most messages to take   ARGV[4] lease deadline, unix ms
+//
+// Returns {batch_id, {messages...}, attempts}, or an empty table when there
+// is nothing to do. A worker whose previous batch is still unacknowledged
+// gets that batch back (attempts incremented) rather than a new one.
+var claimScript = redis.NewScript(`
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+if redis.call('LLEN', KEYS[2]) > 0 then
+  local id = redis.call('HGET', KEYS[3], 'batch_id')
+  if not id then
+    id = ARGV[2]
+    redis.call('HSET', KEYS[3], 'batch_id', id)
+  end
+  local attempts = redis.call('HINCRBY', KEYS[3], 'attempts', 1)
+  return {id, redis.call('LRANGE', KEYS[2], 0, -1), attempts}
+end
+local items = redis.call('RPOP', KEYS[1], tonumber(ARGV[3]))
+if not items then
+  return {}
+end
+for i = 1, #items, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+end
+redis.call('HSET', KEYS[3], 'batch_id', ARGV[2], 'attempts', 1)
+return {ARGV[2], items, 1}
+`)
+
+// ackScript drops a worker's processing list once its batch is durable.
+//
+//	KEYS[1] processing list   KEYS[2] inflight hash
+//	ARGV[1] batch id
+//
+// Returns 1 when acknowledged, 0 when the batch is no longer this worker's
+// (it was reclaimed), which the caller must treat as "not mine any more".
+var ackScript = redis.NewScript(`
+if redis.call('HGET', KEYS[2], 'batch_id') ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+`)
+
+// requeueScript moves a worker's unacknowledged batch back to the consuming
+// end of the ingestion list, oldest message first, and forgets the worker.
+//
+//	KEYS[1] ingestion list   KEYS[2] processing list
+//	KEYS[3] inflight hash    KEYS[4] workers lease set
+//	ARGV[1] worker id        ARGV[2] batch id expected, "" for none
+//
+// Returns the number of messages moved, or -1 when the worker holds another
+// batch than expected — it claimed a new one meanwhile, so it is alive and
+// nothing is changed.
+var requeueScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[3], 'batch_id') or ''
+if cur ~= ARGV[2] then
+  return -1
+end
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+local n = #items
+for i = n, 1, -1000 do
+  local chunk = {}
+  for j = i, math.max(i - 999, 1), -1 do
+    chunk[#chunk + 1] = items[j]
+  end
+  redis.call('RPUSH', KEYS[1], unpack(chunk))
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return n
+`)
+
+// Config configures a Queue.
+type Config struct {
+	// Keys is the key space.
+	Keys keys.Space
+	// MaxDepth is the ingestion list length at which Push waits. Defaults to
+	// 100000.
+	MaxDepth int
+	// PushChunk is how many messages one LPUSH carries. Defaults to 5000.
+	PushChunk int
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.MaxDepth == 0 {
+		c.MaxDepth = 100000
+	}
+	if c.PushChunk == 0 {
+		c.PushChunk = 5000
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.MaxDepth < 1 {
+		return fmt.Errorf("queue: MaxDepth %d must be positive", c.MaxDepth)
+	}
+	if c.PushChunk < 1 {
+		return fmt.Errorf("queue: PushChunk %d must be positive", c.PushChunk)
+	}
+	return nil
+}
+
+// Queue is the ingestion queue. It is safe for concurrent use.
+type Queue struct {
+	cfg Config
+	rdb redis.UniversalClient
+}
+
+// New returns a Queue.
+func New(rdb redis.UniversalClient, cfg Config) (*Queue, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Queue{cfg: cfg, rdb: rdb}, nil
+}
+
+// WaitFunc is told the queue depth each time Push has to wait for room.
+type WaitFunc func(depth int64)
+
+// Push enqueues msgs in multi-value LPUSHes, counting them as produced in
+// the same transaction. While the queue holds MaxDepth messages or more it
+// waits, reporting the depth to onWait, and never drops a message.
+func (q *Queue) Push(ctx context.Context, msgs [][]byte, onWait WaitFunc) error {
+	k := q.cfg.Keys
+	for len(msgs) > 0 {
+		n := min(q.cfg.PushChunk, len(msgs))
+		if err := q.waitForRoom(ctx, onWait); err != nil {
+			return err
+		}
+		args := make([]any, n)
+		for i, m := range msgs[:n] {
+			args[i] = m
+		}
+		pipe := q.rdb.TxPipeline()
+		pipe.LPush(ctx, k.Queue(), args...)
+		pipe.IncrBy(ctx, k.Produced(), int64(n))
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+		q.rdb.Publish(ctx, k.Events(), "queued")
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+func (q *Queue) waitForRoom(ctx context.Context, onWait WaitFunc) error {
+	delay := 10 * time.Millisecond
+	for {
+		depth, err := q.rdb.LLen(ctx, q.cfg.Keys.Queue()).Result()
+		if err != nil {
+			return fmt.Errorf("read queue depth: %w", err)
+		}
+		if depth < int64(q.cfg.MaxDepth) {
+			return nil
+		}
+		if onWait != nil {
+			onWait(depth)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 500*time.Millisecond)
+	}
+}
+
+// Batch is a claimed batch of messages.
+type Batch struct {
+	// ID identifies the batch in Redis and in the pipeline_batches ledger.
+	ID string
+	// Messages are the raw payloads, oldest first.
+	Messages [][]byte
+	// Attempts counts how often this worker has claimed this batch.
+	Attempts int64
+}
+
+// Claim takes up to n messages for worker, or returns the worker's
+// unacknowledged batch if it has one. newID is used if a new batch starts.
+// It returns a nil Batch when the queue is empty. The claim renews the
+// worker's lease until leaseDeadline.
+func (q *Queue) Claim(ctx context.Context, worker, newID string, n int, leaseDeadline time.Time) (*Batch, error) {
+	k := q.cfg.Keys
+	res, err := claimScript.Run(ctx, q.rdb,
+		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers()},
+		worker, newID, n, leaseDeadline.UnixMilli()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("claim batch: %w", err)
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	if len(res) != 3 {
+		return nil, fmt.Errorf("claim batch: unexpected reply of %d elements", len(res))
+	}
+	id, _ := res[0].(string)
+	items, _ := res[1].([]any)
+	attempts, _ := res[2].(int64)
+	b := &Batch{ID: id, Attempts: attempts, Messages: make([][]byte, 0, len(items))}
+	for _, it := range items {
+		s, _ := it.(string)
+		b.Messages = append(b.Messages, []byte(s))
+	}
+	return b, nil
+}
+
+// Ack removes an acknowledged batch. It reports false when the batch is no
+// longer the worker's because it was reclaimed meanwhile.
+func (q *Queue) Ack(ctx context.Context, worker, batchID string) (bool, error) {
+	k := q.cfg.Keys
+	n, err := ackScript.Run(ctx, q.rdb, []string{k.Processing(worker), k.Inflight(worker)}, batchID).Int()
+	if err != nil {
+		return false, fmt.Errorf("acknowledge batch %s: %w", batchID, err)
+	}
+	return n == 1, nil
+}
+
+// Heartbeat renews the worker's lease until deadline.
+func (q *Queue) Heartbeat(ctx context.Context, worker string, deadline time.Time) error {
+	return q.rdb.ZAdd(ctx, q.cfg.Keys.Workers(), redis.Z{Score: float64(deadline.UnixMilli()), Member: worker}).Err()
+}
+
+// Leave removes a worker that holds no batch from the lease set.
+func (q *Queue) Leave(ctx context.Context, worker string) error {
+	return q.rdb.ZRem(ctx, q.cfg.Keys.Workers(), worker).Err()
+}
+
+// Expired lists workers whose lease ended before now.
+func (q *Queue) Expired(ctx context.Context, now time.Time) ([]string, error) {
+	return q.rdb.ZRangeByScore(ctx, q.cfg.Keys.Workers(), &redis.ZRangeBy{
+		Min: "-inf", Max: "(" + strconv.FormatInt(now.UnixMilli(), 10)}).Result()
+}
+
+// Inflight returns the id of the batch a worker holds ("" for none) and how
+// many messages it has.
+func (q *Queue) Inflight(ctx context.Context, worker string) (string, int64, error) {
+	k := q.cfg.Keys
+	pipe := q.rdb.Pipeline()
+	id := pipe.HGet(ctx, k.Inflight(worker), "batch_id")
+	n := pipe.LLen(ctx, k.Processing(worker))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", 0, err
+	}
+	return id.Val(), n.Val(), nil
+}
+
+// Requeue returns a worker's unacknowledged batch to the ingestion list and
+// forgets the worker. batchID guards against moving a batch other than the
+// one the caller fenced; "" means the worker held none. It returns how many
+// messages moved, or -1 when the worker holds another batch.
+func (q *Queue) Requeue(ctx context.Context, worker, batchID string) (int64, error) {
+	k := q.cfg.Keys
+	n, err := requeueScript.Run(ctx, q.rdb,
+		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers()}, worker, batchID).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("requeue worker %s: %w", worker, err)
+	}
+	if n > 0 {
+		q.rdb.Publish(ctx, k.Events(), "queued")
+	}
+	return n, nil
+}
+
+// releaseScript forgets a dead worker whose batch is durable already.
+//
+//	KEYS[1] processing list   KEYS[2] inflight hash   KEYS[3] workers lease set
+//	ARGV[1] worker id         ARGV[2] batch id
+//
+// Returns 1, or 0 when the worker holds another batch (it is alive).
+var releaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[2], 'batch_id') ~= ARGV[2] then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+`)
+
+// Release forgets a dead worker whose batch turned out to be durable
+// already: its messages are dropped from Redis, not requeued.
+func (q *Queue) Release(ctx context.Context, worker, batchID string) error {
+	k := q.cfg.Keys
+	return releaseScript.Run(ctx, q.rdb, []string{k.Processing(worker), k.Inflight(worker), k.Workers()}, worker, batchID).Err()
+}
+
+// Depth is the number of messages waiting in the ingestion list.
+func (q *Queue) Depth(ctx context.Context) (int64, error) {
+	return q.rdb.LLen(ctx, q.cfg.Keys.Queue()).Result()
+}
+
+// InFlight is the number of messages claimed but not acknowledged, across
+// all workers alive or dead.
+func (q *Queue) InFlight(ctx context.Context) (int64, error) {
+	k := q.cfg.Keys
+	workers, err := q.rdb.ZRange(ctx, k.Workers(), 0, -1).Result()
+	if err != nil || len(workers) == 0 {
+		return 0, err
+	}
+	pipe := q.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(workers))
+	for i, w := range workers {
+		cmds[i] = pipe.LLen(ctx, k.Processing(w))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}
+
+// Workers is the number of workers holding a lease, alive or not yet reaped.
+func (q *Queue) Workers(ctx context.Context) (int64, error) {
+	return q.rdb.ZCard(ctx, q.cfg.Keys.Workers()).Result()
+}
+
+// Produced is the number of messages ever enqueued.
+func (q *Queue) Produced(ctx context.Context) (int64, error) {
+	n, err := q.rdb.Get(ctx, q.cfg.Keys.Produced()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// Purge deletes every waiting message and every worker's processing list.
+// Produced is reduced by what was removed, so reconciliation still holds.
+func (q *Queue) Purge(ctx context.Context) (int64, error) {
+	k := q.cfg.Keys
+	workers, err := q.rdb.ZRange(ctx, k.Workers(), 0, -1).Result()
+	if err != nil {
+		return 0, err
+	}
+	depth, err := q.Depth(ctx)
+	if err != nil {
+		return 0, err
+	}
+	inflight, err := q.InFlight(ctx)
+	if err != nil {
+		return 0, err
+	}
+	pipe := q.rdb.TxPipeline()
+	pipe.Del(ctx, k.Queue())
+	for _, w := range workers {
+		pipe.Del(ctx, k.Processing(w), k.Inflight(w))
+	}
+	pipe.Del(ctx, k.Workers())
+	pipe.DecrBy(ctx, k.Produced(), depth+inflight)
+	_, err = pipe.Exec(ctx)
+	return depth + inflight, err
+}
+
+// countsScript reads every counter reconciliation needs in one atomic step.
+//
+//	KEYS[1] ingestion list   KEYS[2] workers lease set   KEYS[3] produced counter
+//	ARGV[1] processing list key prefix (worker id is appended)
+//
+// Returns {depth, in flight, produced, workers}.
+var countsScript = redis.NewScript(`
+local depth = redis.call('LLEN', KEYS[1])
+local workers = redis.call('ZRANGE', KEYS[2], 0, -1)
+local inflight = 0
+for _, w in ipairs(workers) do
+  inflight = inflight + redis.call('LLEN', ARGV[1] .. w)
+end
+local produced = tonumber(redis.call('GET', KEYS[3]) or '0')
+return {depth, inflight, produced, #workers}
+`)
+
+// Snapshot is a consistent reading of the queue's counters.
+type Snapshot struct {
+	Depth    int64 // waiting in the ingestion list
+	InFlight int64 // claimed by workers, not yet acknowledged
+	Produced int64 // ever enqueued
+	Workers  int64 // workers holding a lease
+}
+
+// Snapshot reads the queue's counters atomically.
+func (q *Queue) Snapshot(ctx context.Context) (Snapshot, error) {
+	k := q.cfg.Keys
+	res, err := countsScript.Run(ctx, q.rdb, []string{k.Queue(), k.Workers(), k.Produced()}, k.Processing("")).Int64Slice()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("read queue counters: %w", err)
+	}
+	if len(res) != 4 {
+		return Snapshot{}, fmt.Errorf("read queue counters: unexpected reply of %d elements", len(res))
+	}
+	return Snapshot{Depth: res[0], InFlight: res[1], Produced: res[2], Workers: res[3]}, nil
+}
