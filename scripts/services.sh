@@ -234,8 +234,13 @@ pgb_admin_works() {
 	psql -X -q -w -h "$PGB_HOST" -p "$PGB_PORT" -U "$CHECK_USER" -d pgbouncer -c 'SHOW VERSION' >/dev/null 2>&1
 }
 
+# pid_alive PID: the process exists and is a pgbouncer (a stale pidfile
+# whose pid was reused by something else must never get that process killed).
 pid_alive() {
-	[ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null
+	[ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null || return 1
+	if [ -r "/proc/$1/comm" ]; then
+		[ "$(cat "/proc/$1/comm" 2>/dev/null)" = pgbouncer ]
+	fi
 }
 
 pgb_pid() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,7 +20,7 @@ func ParseDatabaseURL(s string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(s)
 	if err != nil {
 		// The driver's message may quote the URL, password included.
-		return nil, fmt.Errorf("cannot parse %s: %s", Redact(s), redactIn(err.Error(), s))
+		return nil, fmt.Errorf("cannot parse %s: %s", Redact(s), RedactIn(err.Error(), s))
 	}
 	return cfg, nil
 }
@@ -31,7 +32,7 @@ func ParseRedisURL(s string) (*redis.Options, error) {
 	}
 	opt, err := redis.ParseURL(s)
 	if err != nil {
-		return nil, fmt.Errorf("cannot parse %s: %s", Redact(s), redactIn(err.Error(), s))
+		return nil, fmt.Errorf("cannot parse %s: %s", Redact(s), RedactIn(err.Error(), s))
 	}
 	return opt, nil
 }
@@ -66,8 +67,8 @@ func Redact(s string) string {
 	return strings.Join(fields, " ")
 }
 
-// redactIn removes the password of rawURL from msg wherever it appears.
-func redactIn(msg, rawURL string) string {
+// RedactIn removes the password of rawURL from msg wherever it appears.
+func RedactIn(msg, rawURL string) string {
 	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
 			msg = strings.ReplaceAll(msg, pw, "xxxxx")
@@ -95,4 +96,16 @@ func PostgresAddr(s string) string {
 		return fmt.Sprintf("socket %s/.s.PGSQL.%d database %s user %s", host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User)
 	}
 	return fmt.Sprintf("%s:%d database %s user %s", host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User)
+}
+
+var (
+	urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
+	kvPassword  = regexp.MustCompile(`(?i)\b((?:ssl)?password\s*=\s*)('[^']*'|"[^"]*"|\S+)`)
+)
+
+// RedactText removes passwords from free text such as an error message: the
+// password part of any URL and any password=value pair.
+func RedactText(s string) string {
+	s = urlPassword.ReplaceAllString(s, "${1}xxxxx@")
+	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
 }

@@ -46,10 +46,12 @@ func (s Space) Lookup(v int64, table string) string {
 	return s.Prefix + "lookups:" + strconv.FormatInt(v, 10) + ":" + table
 }
 
-// Patterns are the SCAN patterns matching every key of this space.
-func (s Space) Patterns() []string {
-	return []string{escapeGlob(s.Prefix) + "orders:*", escapeGlob(s.Prefix) + "lookups:*"}
-}
+// OrdersPattern is the SCAN pattern matching every pipeline key: queue,
+// processing lists, leases, de-dup window and counters.
+func (s Space) OrdersPattern() string { return escapeGlob(s.Prefix) + "orders:*" }
+
+// LookupsPattern is the SCAN pattern matching every lookup snapshot key.
+func (s Space) LookupsPattern() string { return escapeGlob(s.Prefix) + "lookups:*" }
 
 func escapeGlob(p string) string {
 	out := make([]byte, 0, len(p))

@@ -203,16 +203,16 @@ type prepared struct {
 
 // prepare decodes, de-duplicates within the batch and against the window,
 // and enriches the batch's messages.
-func (p *Pipeline) prepare(ctx context.Context, b *queue.Batch) (*prepared, error) {
+func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error) {
 	snap, err := p.lookups.Current(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lookup snapshot: %w", err)
 	}
-	pr := &prepared{received: int64(len(b.Messages))}
-	orders := make([]order.Order, 0, len(b.Messages))
-	raws := make([][]byte, 0, len(b.Messages))
-	seen := make(map[string]struct{}, len(b.Messages))
-	for _, raw := range b.Messages {
+	pr := &prepared{received: int64(len(msgs))}
+	orders := make([]order.Order, 0, len(msgs))
+	raws := make([][]byte, 0, len(msgs))
+	seen := make(map[string]struct{}, len(msgs))
+	for _, raw := range msgs {
 		o, err := order.Decode(raw)
 		if err != nil {
 			var rej *order.Rejection
@@ -274,7 +274,7 @@ func (p *Pipeline) handle(ctx context.Context, worker string, b *queue.Batch) (l
 			return ledger.Counts{}, p.settle(ctx, worker, b, status)
 		}
 	}
-	pr, err := p.prepare(ctx, b)
+	pr, err := p.prepare(ctx, b.Messages)
 	if err != nil {
 		return ledger.Counts{}, err
 	}

@@ -1,0 +1,64 @@
+# redpg - developer tasks.  `make` (or `make help`) lists the targets.
+#
+# Tests need PostgreSQL, Redis and PgBouncer: `make services` starts them
+# (CI runs scripts/services.sh itself before `make test`).
+
+GO ?= go
+GOFMT ?= $(shell $(GO) env GOROOT 2>/dev/null)/bin/gofmt
+BIN_DIR := bin
+TEST_TIMEOUT ?= 14m
+FUZZ_TIME ?= 10s
+
+# Fuzz smoke targets, as <package under ./internal>:<FuzzFunc>. Add more here.
+FUZZ_TARGETS := order:FuzzDecode config:FuzzParseDotEnv config:FuzzRedact
+
+.DEFAULT_GOAL := help
+.PHONY: help build test test-race test-short fuzz bench lint demo services clean
+
+help: ## List targets (default goal)
+	@awk 'BEGIN { FS = ":.*?## "; print "Usage: make <target>\n\nTargets:" } \
+		/^[a-zA-Z0-9_-]+:.*?## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+build: ## Build the CLI into bin/redpg
+	$(GO) build -o $(BIN_DIR)/redpg ./cmd/redpg
+
+test: ## Full test run (CI): race tests, then fuzz smoke (10s per FUZZ_TARGETS entry)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+test-race: ## go test -race on all packages (no fuzzing)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-short: ## Quick tests: go test -short (skips the slow ones)
+	$(GO) test -short -count=1 ./...
+
+fuzz: ## Fuzz smoke only: each FUZZ_TARGETS entry for FUZZ_TIME
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg="$${t%%:*}"; fn="$${t#*:}"; \
+		if ! $(GO) test -list "^$$fn$$" ./internal/$$pkg | grep -qx "$$fn"; then \
+			echo "fuzz: $$fn not found in ./internal/$$pkg (fix FUZZ_TARGETS in Makefile)" >&2; \
+			exit 1; \
+		fi; \
+		echo "$(GO) test -run '^\$$' -fuzz '^$$fn\$$' -fuzztime $(FUZZ_TIME) ./internal/$$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_TIME) ./internal/$$pkg; \
+	done
+
+bench: ## Benchmarks for ./internal/... (with allocations)
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+lint: ## gofmt -l (must print nothing) + go vet
+	@files=$$(find . -name '*.go' -not -path './vendor/*' -not -path '*/testdata/*'); \
+	if [ -n "$$files" ]; then \
+		out=$$($(GOFMT) -l $$files); \
+		if [ -n "$$out" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$out"; exit 1; fi; \
+	fi
+	$(GO) vet ./...
+
+demo: ## Start services and run the demo pipeline
+	bash scripts/services.sh && $(GO) run ./cmd/redpg demo
+
+services: ## Start PostgreSQL, Redis and PgBouncer for tests (idempotent)
+	bash scripts/services.sh
+
+clean: ## Remove build output
+	rm -rf $(BIN_DIR)

@@ -1,0 +1,262 @@
+// Package cli is redpg's command-line interface: it resolves configuration
+// (flags > environment > .env > defaults), connects to PostgreSQL, Redis
+// and optionally PgBouncer with errors that say what to start, and drives
+// package pipeline.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/redpg/redpg/internal/config"
+	"github.com/redpg/redpg/internal/keys"
+	"github.com/redpg/redpg/internal/pipeline"
+	"github.com/redpg/redpg/internal/schema"
+)
+
+// app carries what every command shares. It is built per invocation: no
+// globals, so tests can run commands side by side.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	// global flags
+	envFile      string
+	databaseURL  string
+	pgbouncerURL string
+	redisURL     string
+	schemaName   string
+	keyPrefix    string
+	logLevel     string
+	usePgBouncer bool
+
+	cfg config.Config
+	log *slog.Logger
+
+	pg   *pgxpool.Pool
+	wpg  *pgxpool.Pool
+	rdb  *redis.Client
+	pipe *pipeline.Pipeline
+}
+
+// resolve builds the configuration: defaults, then .env, then the
+// environment, then flags the user set.
+func (a *app) resolve(cmd *cobra.Command) error {
+	get := a.getenv
+	if get == nil {
+		lookup, err := config.Lookup(a.envFile)
+		if err != nil {
+			return err
+		}
+		get = lookup
+	}
+	cfg, err := config.FromEnv(get)
+	if err != nil {
+		return err
+	}
+	flags := cmd.Flags()
+	set := func(name string, dst *string, v string) {
+		if flags.Changed(name) {
+			*dst = v
+		}
+	}
+	set("database-url", &cfg.DatabaseURL, a.databaseURL)
+	set("pgbouncer-url", &cfg.PgBouncerURL, a.pgbouncerURL)
+	set("redis-url", &cfg.RedisURL, a.redisURL)
+	set("schema", &cfg.Schema, a.schemaName)
+	set("key-prefix", &cfg.KeyPrefix, a.keyPrefix)
+	a.cfg = cfg
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
+	}
+	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// finish fills defaults and validates, after commands applied their flags.
+func (a *app) finish() error {
+	a.cfg = a.cfg.WithDefaults()
+	if err := a.cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// usageError marks errors caused by the invocation, for exit code 2.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// connectTimeout bounds how long a command waits for a server at start-up.
+const connectTimeout = 5 * time.Second
+
+// open connects to everything the pipeline needs and applies migrations.
+func (a *app) open(ctx context.Context) error {
+	if err := a.finish(); err != nil {
+		return err
+	}
+	if err := a.openPostgres(ctx); err != nil {
+		return err
+	}
+	if err := a.openRedis(ctx); err != nil {
+		return err
+	}
+	p, err := pipeline.New(pipeline.Config{
+		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: schema.Tables{Schema: a.cfg.Schema},
+		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
+		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, Logger: a.log,
+	}, a.pg, a.wpg, a.rdb)
+	if err != nil {
+		return err
+	}
+	a.pipe = p
+	return nil
+}
+
+// poolConfig parses a URL for a pool. Every query uses the exec mode, which
+// needs no server-side prepared statement or session state, so the same
+// code works directly and through PgBouncer in transaction mode.
+func poolConfig(url string, maxConns int32) (*pgxpool.Config, error) {
+	pc, err := config.ParseDatabaseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	pc.MaxConns = maxConns
+	pc.ConnConfig.ConnectTimeout = connectTimeout
+	if pc.ConnConfig.RuntimeParams == nil {
+		pc.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = "redpg"
+	return pc, nil
+}
+
+func (a *app) openPostgres(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := schema.EnsureDatabase(cctx, a.cfg.DatabaseURL); err != nil {
+		return unreachablePostgres(a.cfg.DatabaseURL, err, "DATABASE_URL")
+	}
+	pc, err := poolConfig(a.cfg.DatabaseURL, 4)
+	if err != nil {
+		return err
+	}
+	if a.pg, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		return unreachablePostgres(a.cfg.DatabaseURL, err, "DATABASE_URL")
+	}
+	if err := a.pg.Ping(cctx); err != nil {
+		return unreachablePostgres(a.cfg.DatabaseURL, err, "DATABASE_URL")
+	}
+	if _, err := schema.Migrate(ctx, a.pg, a.cfg.Schema); err != nil {
+		return fmt.Errorf("apply migrations to schema %s: %w", a.cfg.Schema, err)
+	}
+	a.wpg = a.pg
+	if a.cfg.PgBouncerURL != "" && a.usePgBouncer {
+		wpc, err := poolConfig(a.cfg.PgBouncerURL, int32(a.cfg.Workers)+2)
+		if err != nil {
+			return err
+		}
+		if a.wpg, err = pgxpool.NewWithConfig(ctx, wpc); err != nil {
+			return unreachablePostgres(a.cfg.PgBouncerURL, err, "PGBOUNCER_URL")
+		}
+		if err := a.wpg.Ping(cctx); err != nil {
+			return unreachablePostgres(a.cfg.PgBouncerURL, err, "PGBOUNCER_URL (or PGBOUNCER_HOST/PGBOUNCER_PORT)")
+		}
+	} else if a.cfg.Workers+2 > 4 {
+		// Workers need a connection each; give them their own direct pool.
+		wpc, err := poolConfig(a.cfg.DatabaseURL, int32(a.cfg.Workers)+2)
+		if err != nil {
+			return err
+		}
+		if a.wpg, err = pgxpool.NewWithConfig(ctx, wpc); err != nil {
+			return unreachablePostgres(a.cfg.DatabaseURL, err, "DATABASE_URL")
+		}
+	}
+	return nil
+}
+
+func (a *app) openRedis(ctx context.Context) error {
+	opt, err := config.ParseRedisURL(a.cfg.RedisURL)
+	if err != nil {
+		return usageError{err}
+	}
+	opt.PoolSize = max(10, 2*a.cfg.Workers+4)
+	opt.DialTimeout = connectTimeout
+	a.rdb = redis.NewClient(opt)
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := a.rdb.Ping(cctx).Err(); err != nil {
+		return fmt.Errorf("cannot reach Redis at %s: %s — start it (redis-server --daemonize yes, or `make services`) or set REDIS_URL",
+			config.RedisAddr(a.cfg.RedisURL), short(err, a.cfg.RedisURL))
+	}
+	return nil
+}
+
+func unreachablePostgres(url string, err error, variable string) error {
+	return fmt.Errorf("cannot reach PostgreSQL at %s: %s — start it (pg_ctlcluster <version> main start, or `make services`) or set %s",
+		config.PostgresAddr(url), short(err, url), variable)
+}
+
+// short reduces a driver error to its last, most specific clause, without
+// credentials.
+func short(err error, url string) string {
+	msg := config.RedactText(config.RedactIn(err.Error(), url))
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		msg = msg[i+2:]
+	}
+	return strings.ReplaceAll(msg, "\n", " ")
+}
+
+// close releases connections.
+func (a *app) close() {
+	if a.wpg != nil && a.wpg != a.pg {
+		a.wpg.Close()
+	}
+	if a.pg != nil {
+		a.pg.Close()
+	}
+	if a.rdb != nil {
+		_ = a.rdb.Close()
+	}
+}
+
+// Execute runs redpg with args and returns the process exit code.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	defer a.close()
+	if err == nil {
+		return 0
+	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return int(ec)
+	}
+	fmt.Fprintln(stderr, "redpg: "+config.RedactText(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown") || strings.Contains(err.Error(), "flag") {
+		return 2
+	}
+	return 1
+}
+
+// exitCode ends a command with a specific status after it printed its own
+// report (reconcile uses 3 for "not everything is accounted for").
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }

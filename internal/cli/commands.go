@@ -1,0 +1,548 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redpg/redpg/internal/config"
+	"github.com/redpg/redpg/internal/dlq"
+	"github.com/redpg/redpg/internal/generate"
+	"github.com/redpg/redpg/internal/ingest"
+	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/pipeline"
+	"github.com/redpg/redpg/internal/schema"
+)
+
+func (a *app) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Create the database and schema, and apply pending migrations",
+		Long: `Creates the database if it does not exist and applies the embedded, ordered SQL
+migrations that are not yet recorded in <schema>.redpg_migrations. Every other
+command does this too, so running it by hand is only needed to prepare ahead.`,
+		Example: `  redpg migrate
+  redpg migrate --schema tenant_a`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.finish(); err != nil {
+				return err
+			}
+			if err := a.openPostgres(cmd.Context()); err != nil {
+				return err
+			}
+			migs, err := schema.Migrations()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "schema %s is at migration %03d (%s)\n", a.cfg.Schema, migs[len(migs)-1].Version, config.PostgresAddr(a.cfg.DatabaseURL))
+			return nil
+		},
+	}
+}
+
+func (a *app) initCacheCommand() *cobra.Command {
+	var all, products, currencies, zipcodes bool
+	cmd := &cobra.Command{
+		Use:   "init-cache",
+		Short: "Snapshot lookup tables from PostgreSQL into Redis",
+		Long: `Copies product_catalog, currency_rates and zip_code_zones into Redis hashes under
+a new snapshot version, with a TTL (REDPG_CACHE_TTL, default 24h). Workers hold
+the snapshot in memory and reload it when the version changes. Tables not named
+are carried over from the current snapshot. Workers publish a snapshot by
+themselves when none exists, so this is needed only after changing a table.`,
+		Example: `  redpg init-cache --all
+  redpg init-cache --products     # after adding a product`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var tables []string
+			for _, t := range []struct {
+				on   bool
+				name string
+			}{{products, lookup.Products}, {currencies, lookup.Currencies}, {zipcodes, lookup.Zipcodes}} {
+				if t.on || all {
+					tables = append(tables, t.name)
+				}
+			}
+			if len(tables) == 0 {
+				return usageError{errors.New("say what to cache: --all, --products, --currencies or --zipcodes")}
+			}
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			v, err := a.pipe.InitCache(cmd.Context(), tables...)
+			if err != nil {
+				return err
+			}
+			n, err := a.pipe.Lookups().Size(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "lookup snapshot v%d published: %s (%d entries, TTL %s)\n", v, strings.Join(tables, ", "), n, a.cfg.CacheTTL)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "cache every lookup table")
+	cmd.Flags().BoolVar(&products, "products", false, "cache product_catalog")
+	cmd.Flags().BoolVar(&currencies, "currencies", false, "cache currency_rates")
+	cmd.Flags().BoolVar(&zipcodes, "zipcodes", false, "cache zip_code_zones")
+	return cmd
+}
+
+func (a *app) generateCommand() *cobra.Command {
+	var count int
+	var gc generate.Config
+	cmd := &cobra.Command{
+		Use:   "generate",
+		Short: "Generate realistic orders and push them onto the queue",
+		Long: `Builds realistic orders — timestamps within the last hour (or one instant with
+--burst), a bounded pool of repeat customers, products, currencies and zip codes
+from the lookup tables, user_agent/ip/session_id for raw_data — and LPUSHes them in
+multi-value batches. --duplicates re-sends earlier orders unchanged; --invalid
+emits malformed or invalid orders that must end in the dead-letter store.
+
+When the queue holds MAX_QUEUE_DEPTH messages the producer waits (and says so)
+until workers catch up: it never drops an order.`,
+		Example: `  redpg generate --count 10000 --duplicates 0.05
+  redpg generate --count 5000 --burst
+  redpg generate --count 1000 --invalid 0.1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if count < 1 {
+				return usageError{fmt.Errorf("--count %d: must be at least 1", count)}
+			}
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			start := time.Now()
+			bar := newProgress(a.stderr, "generate")
+			c, err := a.pipe.Generate(cmd.Context(), count, gc, bar.update)
+			bar.done()
+			if err != nil {
+				return err
+			}
+			el := time.Since(start)
+			fmt.Fprintf(a.stdout, "queued %d orders in %s (%.0f/s): %d unique valid, %d duplicates, %d invalid\n",
+				c.Total, el.Round(time.Millisecond), float64(c.Total)/el.Seconds(), c.Unique, c.Duplicates, c.Invalid)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&count, "count", 10000, "number of orders")
+	f.Float64Var(&gc.Duplicates, "duplicates", 0, "fraction of re-sent earlier orders (0-1)")
+	f.Float64Var(&gc.Invalid, "invalid", 0, "fraction of malformed or invalid orders (0-1)")
+	f.BoolVar(&gc.Burst, "burst", false, "give every order the same timestamp")
+	f.Uint64Var(&gc.Seed, "seed", 0, "random seed for a reproducible stream (0: random)")
+	f.IntVar(&gc.Customers, "customers", 1000, "size of the repeat-customer pool")
+	return cmd
+}
+
+func (a *app) ingestCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "ingest FILE|-",
+		Short: "Queue orders from an NDJSON or CSV file (or standard input)",
+		Long: `Reads orders — one JSON object per line, or CSV with a header row naming the
+message fields (see docs/MESSAGE.md) — and queues each record as one message.
+Broken records are queued too, so they are dead-lettered with a reason rather
+than silently skipped. Backpressure applies as for generate.`,
+		Example: `  redpg ingest orders.ndjson
+  redpg ingest --format csv orders.csv
+  cat orders.ndjson | redpg ingest -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r io.Reader = os.Stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+				if format == ingest.Auto && strings.HasSuffix(strings.ToLower(args[0]), ".csv") {
+					format = ingest.CSV
+				}
+			}
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			bar := newProgress(a.stderr, "ingest")
+			n, err := ingest.Read(r, format, 5000, func(msgs [][]byte) error {
+				return a.pipe.Push(cmd.Context(), msgs, func(depth int64) { bar.update(0, 0, depth) })
+			})
+			bar.done()
+			if err != nil {
+				return fmt.Errorf("after queueing %d records: %w", n, err)
+			}
+			fmt.Fprintf(a.stdout, "queued %d records from %s\n", n, args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", ingest.Auto, "input format: ndjson, csv or auto")
+	return cmd
+}
+
+func (a *app) processCommand() *cobra.Command {
+	var opts pipeline.RunOptions
+	var direct bool
+	cmd := &cobra.Command{
+		Use:   "process",
+		Short: "Run workers that make queued orders durable in PostgreSQL",
+		Long: `Runs --workers concurrent workers. Each claims a batch atomically into its own
+processing list (a Lua script, not BRPOP), decodes it, drops ids seen within the
+de-dup window, enriches from the cached lookups, COPYs into the UNLOGGED staging
+table and promotes set-wise into orders in one transaction, and only then
+acknowledges the batch in Redis. Workers heartbeat; a batch whose worker died is
+returned to the queue when its lease (REDPG_LEASE, default 30s) expires.
+
+With PGBOUNCER_URL (or PGBOUNCER_HOST/PORT) set, workers connect through
+PgBouncer; --direct bypasses it. Ctrl-C stops after the batches in hand.`,
+		Example: `  redpg process --workers 4 --until-empty
+  redpg process --workers 1 --iterations 10 --batch-size 1000
+  PGBOUNCER_PORT=6432 redpg process --workers 8`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.applyWorkerFlags(cmd, &opts)
+			a.usePgBouncer = !direct
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			return a.runWorkers(cmd.Context(), opts)
+		},
+	}
+	a.workerFlags(cmd, &opts)
+	cmd.Flags().IntVar(&opts.Iterations, "iterations", 0, "stop each worker after this many batches (0: no limit)")
+	cmd.Flags().BoolVar(&opts.UntilEmpty, "until-empty", false, "return once nothing is queued or in flight")
+	cmd.Flags().BoolVar(&direct, "direct", false, "connect workers straight to PostgreSQL even if PgBouncer is configured")
+	return cmd
+}
+
+// workerFlags declares the flags shared by process and demo.
+func (a *app) workerFlags(cmd *cobra.Command, opts *pipeline.RunOptions) {
+	f := cmd.Flags()
+	f.IntVarP(&opts.Workers, "workers", "w", config.DefaultWorkers, "concurrent workers (env WORKER_COUNT)")
+	f.Int("batch-size", config.DefaultBatchSize, "most messages per batch (env BATCH_SIZE)")
+	f.Duration("lease", config.DefaultLease, "how long a silent worker keeps its batch (env REDPG_LEASE)")
+}
+
+// applyWorkerFlags lets flags the user set win over the environment.
+func (a *app) applyWorkerFlags(cmd *cobra.Command, opts *pipeline.RunOptions) {
+	f := cmd.Flags()
+	if f.Changed("workers") {
+		a.cfg.Workers = opts.Workers
+	}
+	if f.Changed("batch-size") {
+		a.cfg.BatchSize, _ = f.GetInt("batch-size")
+	}
+	if f.Changed("lease") {
+		a.cfg.Lease, _ = f.GetDuration("lease")
+	}
+	a.cfg = a.cfg.WithDefaults()
+	opts.Workers = a.cfg.Workers
+}
+
+func (a *app) runWorkers(ctx context.Context, opts pipeline.RunOptions) error {
+	start := time.Now()
+	bar := newProgress(a.stderr, "process")
+	var seen atomic.Int64
+	opts.OnBatch = func(r pipeline.BatchReport) {
+		bar.update(int(seen.Add(r.Counts.Received)), 0, 0)
+	}
+	fmt.Fprintf(a.stderr, "processing with %d workers, batches of %d (%s)\n", opts.Workers, a.cfg.BatchSize, a.workerTarget())
+	c, err := a.pipe.Run(ctx, opts)
+	bar.done()
+	el := time.Since(start)
+	fmt.Fprintf(a.stdout, "processed %d messages in %s (%.0f/s): %d promoted, %d duplicates, %d rejected\n",
+		c.Received, el.Round(time.Millisecond), float64(c.Received)/max(el.Seconds(), 1e-9), c.Promoted, c.Duplicates, c.Rejected)
+	if ctx.Err() != nil {
+		fmt.Fprintln(a.stderr, "interrupted: batches in hand were finished or left to their lease")
+	}
+	return err
+}
+
+func (a *app) workerTarget() string {
+	if a.wpg != a.pg && a.cfg.PgBouncerURL != "" && a.usePgBouncer {
+		return "via PgBouncer " + config.PostgresAddr(a.cfg.PgBouncerURL)
+	}
+	return "direct to " + config.PostgresAddr(a.cfg.DatabaseURL)
+}
+
+func (a *app) promoteCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "promote",
+		Short: "Promote anything left in staging and refresh the materialized views",
+		Long: `Workers validate and promote each batch in the same transaction that stages it,
+because UNLOGGED staging is not durable on its own. This command promotes any rows
+still found in staging (batch by batch, never with TRUNCATE) and refreshes the
+materialized views CONCURRENTLY, so dashboards keep reading while it runs.`,
+		Example: `  redpg promote`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			start := time.Now()
+			res, err := a.pipe.Promote(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "promoted %d staged rows from %d batches (%d duplicates, %d rejected); refreshed %s in %s\n",
+				res.Counts.Promoted, res.Batches, res.Counts.Duplicates, res.Counts.Rejected,
+				strings.Join(schema.Views, ", "), time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func (a *app) statsCommand() *cobra.Command {
+	var watch, asJSON bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Show queue, window, cache, table and view sizes",
+		Example: `  redpg stats
+  redpg stats --json | jq .production_rows
+  redpg stats --watch --interval 2s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			for {
+				s, err := a.pipe.Stats(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if watch && isTerminal(a.stdout) {
+					fmt.Fprint(a.stdout, "\033[H\033[2J")
+				}
+				if asJSON {
+					enc := json.NewEncoder(a.stdout)
+					if err := enc.Encode(s); err != nil {
+						return err
+					}
+				} else {
+					printStats(a.stdout, s)
+				}
+				if !watch {
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(interval):
+				}
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&watch, "watch", false, "refresh until interrupted")
+	cmd.Flags().DurationVar(&interval, "interval", 5*time.Second, "refresh interval with --watch")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+func printStats(w io.Writer, s pipeline.Stats) {
+	row := func(k string, v int64) { fmt.Fprintf(w, "  %-26s %12d\n", k, v) }
+	fmt.Fprintf(w, "redpg stats at %s\n", s.TakenAt.Format(time.RFC3339))
+	fmt.Fprintln(w, "Redis")
+	row("queue depth", s.QueueDepth)
+	row("processing", s.Processing)
+	row("workers", s.Workers)
+	row("dedup window size", s.DedupWindowSize)
+	row("lookup cache size", s.LookupCacheSize)
+	row("produced total", s.Produced)
+	fmt.Fprintln(w, "PostgreSQL")
+	row("staging rows", s.StagingRows)
+	row("production rows", s.ProductionRows)
+	row("rejected rows", s.RejectedRows)
+	row("duplicates total", s.DuplicatesTotal)
+	row("batches", s.Batches)
+	for _, k := range slices.Sorted(maps.Keys(s.RejectedByReason)) {
+		fmt.Fprintf(w, "    rejected: %-20s %8d\n", k, s.RejectedByReason[k])
+	}
+	fmt.Fprintln(w, "Materialized views (rows)")
+	for _, v := range schema.Views {
+		row(v, s.Views[v])
+	}
+}
+
+func (a *app) reconcileCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Account for every order produced; exit 3 if any is unaccounted for",
+		Long: `Checks produced = promoted + duplicates + rejected + queued + in flight, using the
+batch ledger in PostgreSQL and the queue counters in Redis, and that the ledger
+agrees with the orders and orders_rejected tables. Exits 0 when everything is
+accounted for and 3 otherwise.`,
+		Example: `  redpg reconcile
+  redpg reconcile --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			r, err := a.pipe.Reconcile(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := json.NewEncoder(a.stdout).Encode(r); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprint(a.stdout, r.String())
+			}
+			if !r.OK() {
+				return exitCode(3)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+func (a *app) dlqCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect and replay dead letters (orders_rejected)",
+		Example: `  redpg dlq list --reason unknown_product
+  redpg dlq show 42
+  redpg dlq replay --reason unknown_product`,
+	}
+	var f dlq.Filter
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List dead letters, oldest first, with counts by reason",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			t := schema.Tables{Schema: a.cfg.Schema}
+			letters, err := dlq.List(cmd.Context(), a.pg, t, f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(a.stdout).Encode(letters)
+			}
+			counts, err := dlq.CountByReason(cmd.Context(), a.pg, t)
+			if err != nil {
+				return err
+			}
+			for _, k := range slices.Sorted(maps.Keys(counts)) {
+				fmt.Fprintf(a.stdout, "%-24s %d\n", k, counts[k])
+			}
+			if len(letters) > 0 {
+				fmt.Fprintf(a.stdout, "\n%-8s %-28s %-22s %s\n", "ID", "ORDER", "REASON", "DETAIL")
+			}
+			for _, l := range letters {
+				fmt.Fprintf(a.stdout, "%-8d %-28.28s %-22s %.80s\n", l.ID, l.OrderID, l.Reason, l.Detail)
+			}
+			return nil
+		},
+	}
+	list.Flags().StringVar(&f.Reason, "reason", "", "only this reason code")
+	list.Flags().IntVar(&f.Limit, "limit", 50, "at most this many letters")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one dead letter with its raw payload",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return usageError{fmt.Errorf("dead letter id %q: want a number from `redpg dlq list`", args[0])}
+			}
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			l, err := dlq.Show(cmd.Context(), a.pg, schema.Tables{Schema: a.cfg.Schema}, id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "id:          %d\norder_id:    %s\nreason:      %s\ndetail:      %s\nbatch:       %s\nrejected_at: %s\npayload:     %s\n",
+				l.ID, l.OrderID, l.Reason, l.Detail, l.BatchID, l.RejectedAt.Format(time.RFC3339), strconv.Quote(string(l.Payload)))
+			return nil
+		},
+	}
+	var ro pipeline.ReplayOptions
+	replay := &cobra.Command{
+		Use:   "replay [ID...]",
+		Short: "Run dead letters through validation and promotion again",
+		Long: `After the cause is fixed — say a missing product added to product_catalog and
+` + "`redpg init-cache --products`" + ` run — replay promotes each letter that is now valid exactly
+once and removes it from the store; letters still invalid are rejected again with
+their current reason.`,
+		Example: `  redpg dlq replay --reason unknown_product
+  redpg dlq replay 17 18 19`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, s := range args {
+				id, err := strconv.ParseInt(s, 10, 64)
+				if err != nil {
+					return usageError{fmt.Errorf("dead letter id %q: want a number", s)}
+				}
+				ro.IDs = append(ro.IDs, id)
+			}
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			res, err := a.pipe.Replay(cmd.Context(), ro)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "replayed %d dead letters: %d promoted, %d duplicates, %d rejected again\n",
+				res.Replayed, res.Promoted, res.Duplicates, res.StillRejected)
+			return nil
+		},
+	}
+	replay.Flags().StringVar(&ro.Reason, "reason", "", "only letters with this reason code")
+	cmd.AddCommand(list, show, replay)
+	return cmd
+}
+
+func (a *app) clearCommand() *cobra.Command {
+	var o pipeline.ClearOptions
+	cmd := &cobra.Command{
+		Use:   "clear",
+		Short: "Clear the cache, the de-dup window, the queue, or everything",
+		Long: `--cache drops the lookup snapshot, --dedup the de-duplication window, --queue the
+queued and in-flight messages (stop workers first). --all also empties orders,
+staging, dead letters and the batch ledger; lookup tables are never touched.`,
+		Example: `  redpg clear --dedup
+  redpg clear --all`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !o.All && !o.Cache && !o.Dedup && !o.Queue {
+				return usageError{errors.New("say what to clear: --cache, --dedup, --queue or --all")}
+			}
+			if err := a.open(cmd.Context()); err != nil {
+				return err
+			}
+			if err := a.pipe.Clear(cmd.Context(), o); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, "cleared")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&o.Cache, "cache", false, "drop the lookup snapshot")
+	cmd.Flags().BoolVar(&o.Dedup, "dedup", false, "forget the de-dup window")
+	cmd.Flags().BoolVar(&o.Queue, "queue", false, "drop queued and in-flight messages")
+	cmd.Flags().BoolVar(&o.All, "all", false, "all of the above, plus every pipeline row in PostgreSQL")
+	return cmd
+}

@@ -1,0 +1,187 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/redpg/redpg/internal/generate"
+	"github.com/redpg/redpg/internal/ledger"
+	"github.com/redpg/redpg/internal/promote"
+	"github.com/redpg/redpg/internal/queue"
+	"github.com/redpg/redpg/internal/views"
+)
+
+// Catalog returns what the generator should draw from: the lookup snapshot.
+func (p *Pipeline) Catalog(ctx context.Context) (generate.Catalog, error) {
+	snap, err := p.lookups.Current(ctx)
+	if err != nil {
+		return generate.Catalog{}, err
+	}
+	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.Currencies}
+	for id, prod := range snap.Products {
+		cat.Products[id] = prod.BasePriceCents
+	}
+	for zip := range snap.Zips {
+		cat.Zips = append(cat.Zips, zip)
+	}
+	return cat, nil
+}
+
+// Progress is told how far a long operation is: done of total, and the
+// queue depth when the producer is waiting for room (0 otherwise).
+type Progress func(done, total int, waitingAtDepth int64)
+
+// Generate produces n synthetic orders and enqueues them, waiting under
+// backpressure and never dropping one.
+func (p *Pipeline) Generate(ctx context.Context, n int, cfg generate.Config, progress Progress) (generate.Counts, error) {
+	cat, err := p.Catalog(ctx)
+	if err != nil {
+		return generate.Counts{}, err
+	}
+	g, err := generate.New(cat, cfg)
+	if err != nil {
+		return generate.Counts{}, err
+	}
+	const chunk = 5000
+	for done := 0; done < n; {
+		batch := g.Batch(min(chunk, n-done))
+		if err := p.Push(ctx, batch, func(depth int64) {
+			if progress != nil {
+				progress(done, n, depth)
+			}
+		}); err != nil {
+			return g.Counts(), err
+		}
+		done += len(batch)
+		if progress != nil {
+			progress(done, n, 0)
+		}
+	}
+	return g.Counts(), nil
+}
+
+// Push enqueues raw messages (already JSON) with backpressure.
+func (p *Pipeline) Push(ctx context.Context, msgs [][]byte, onWait queue.WaitFunc) error {
+	return p.queue.Push(ctx, msgs, onWait)
+}
+
+// InitCache publishes the named lookup tables (all when none) to Redis.
+func (p *Pipeline) InitCache(ctx context.Context, tables ...string) (int64, error) {
+	return p.lookups.Publish(ctx, tables...)
+}
+
+// PromoteResult is what Promote did.
+type PromoteResult struct {
+	Batches int
+	Counts  ledger.Counts
+}
+
+// Promote promotes any rows left in staging and refreshes the materialized
+// views. Workers promote their own batches in the transaction that stages
+// them (staging is UNLOGGED, so only a promoted row is durable), so staging
+// is normally empty; rows found there belong to a batch that was staged by
+// another tool and are promoted batch by batch, each under the ledger.
+func (p *Pipeline) Promote(ctx context.Context) (PromoteResult, error) {
+	var res PromoteResult
+	ids, err := promote.Staged(ctx, p.pg, p.cfg.Tables)
+	if err != nil {
+		return res, err
+	}
+	for _, id := range ids {
+		var promoted []string
+		err := pgx.BeginFunc(ctx, p.pg, func(tx pgx.Tx) error {
+			r, err := promote.Batch(ctx, tx, p.cfg.Tables, id)
+			if err != nil {
+				return err
+			}
+			c := ledger.Counts{Received: r.Staged, Promoted: int64(len(r.Promoted)), Duplicates: r.Duplicates(), Rejected: r.Rejected}
+			ok, err := ledger.Record(ctx, tx, p.cfg.Tables, "staged-"+id, ledger.Committed, "promote", c)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("batch staged-%s already decided", id)
+			}
+			res.Counts = res.Counts.Add(c)
+			promoted = r.Promoted
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		res.Batches++
+		_ = p.dedup.Mark(ctx, promoted)
+	}
+	return res, p.RefreshViews(ctx)
+}
+
+// RefreshViews refreshes the materialized views concurrently with readers.
+func (p *Pipeline) RefreshViews(ctx context.Context) error {
+	return views.Refresh(ctx, p.pg, p.cfg.Tables)
+}
+
+// ClearOptions selects what Clear removes.
+type ClearOptions struct {
+	Cache bool // the lookup snapshot
+	Dedup bool // the de-duplication window
+	Queue bool // queued and in-flight messages
+	All   bool // every redpg key in Redis and every pipeline row in PostgreSQL
+}
+
+// Clear removes what opts selects. Lookup tables in PostgreSQL are never
+// touched.
+func (p *Pipeline) Clear(ctx context.Context, opts ClearOptions) error {
+	k := p.cfg.Keys
+	if opts.All {
+		for _, pattern := range []string{k.OrdersPattern(), k.LookupsPattern()} {
+			if err := p.unlinkMatching(ctx, pattern); err != nil {
+				return err
+			}
+		}
+		t := p.cfg.Tables
+		if _, err := p.pg.Exec(ctx, fmt.Sprintf("TRUNCATE %s, %s, %s, %s", t.Orders(), t.Staging(), t.Rejected(), t.Batches())); err != nil {
+			return fmt.Errorf("truncate pipeline tables: %w", err)
+		}
+		return p.RefreshViews(ctx)
+	}
+	var errs []error
+	if opts.Cache {
+		errs = append(errs, p.unlinkMatching(ctx, k.LookupsPattern()))
+	}
+	if opts.Dedup {
+		errs = append(errs, p.dedup.Clear(ctx))
+	}
+	if opts.Queue {
+		_, err := p.queue.Purge(ctx)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// unlinkMatching deletes every key matching pattern, a thousand at a time.
+func (p *Pipeline) unlinkMatching(ctx context.Context, pattern string) error {
+	iter := p.rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := p.rdb.Unlink(ctx, batch...).Err()
+		batch = batch[:0]
+		return err
+	}
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 1000 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	return flush()
+}
