@@ -20,8 +20,15 @@
 #               [databases] * = host=127.0.0.1 port=5432, auth_type=trust.
 #
 # Missing packages are installed from Debian with apt-get (needs root or
-# passwordless sudo). Meant for test/CI machines only: it never touches a
-# production setup (see deploy/ and docker-compose.yml for that).
+# passwordless sudo). Meant for test/CI machines only (production: deploy/ and
+# docker-compose.yml). If it had to install PostgreSQL itself (or CI=true and
+# `select 1` as root fails), it puts trust lines for local connections at the
+# top of pg_hba.conf (original kept as pg_hba.conf.redpg-orig) and creates a
+# superuser role `root`, matching the reference CI machine.
+#
+# Overrides: REDPG_PGBOUNCER_DIR, REDPG_PGBOUNCER_PORT, REDPG_PG_PORT,
+# REDPG_REDIS_PORT, REDPG_CHECK_USER (role used for checks, default root),
+# REDPG_PGBOUNCER_USERS (extra user names for PgBouncer's auth_file).
 set -euo pipefail
 
 PG_HOST=127.0.0.1
@@ -97,6 +104,8 @@ pg_query_ok() {
 }
 
 # First cluster version under /etc/postgresql that has a `main` cluster.
+# (Directory names there are plain version numbers, so ls is fine.)
+# shellcheck disable=SC2012
 pg_version() {
 	local v
 	for v in $(ls /etc/postgresql 2>/dev/null | sort -V); do
@@ -243,8 +252,39 @@ pid_alive() {
 	fi
 }
 
+# pgb_pid: pid of OUR pgbouncer: from the pidfile, or else the pgbouncer
+# process whose command line names our config file (pidfile lost).
+read_pidfile() {
+	if [ -f "$1" ]; then tr -dc '0-9' <"$1"; fi
+}
+
+# proc_gone PID: the process has exited (a zombie waiting for a parent that
+# never reaps it - e.g. a minimal container init - counts as gone).
+proc_gone() {
+	kill -0 "$1" 2>/dev/null || return 0
+	[ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+port_closed() {
+	! tcp_open "$PGB_HOST" "$PGB_PORT"
+}
+
 pgb_pid() {
-	[ -f "$PGB_PIDFILE" ] && tr -dc '0-9' <"$PGB_PIDFILE" || true
+	local pid p
+	pid=$(read_pidfile "$PGB_PIDFILE")
+	if pid_alive "$pid"; then
+		echo "$pid"
+		return 0
+	fi
+	if have pgrep; then
+		for p in $(pgrep -x pgbouncer 2>/dev/null || true); do
+			if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$PGB_INI"; then
+				echo "$p"
+				return 0
+			fi
+		done
+	fi
+	echo "$pid"
 }
 
 write_pgbouncer_config() {
@@ -254,6 +294,7 @@ write_pgbouncer_config() {
 	# auth_type=trust still requires the user name to be listed in auth_file.
 	users="root postgres $(id -un) ${REDPG_PGBOUNCER_USERS:-}"
 	: >"$PGB_USERLIST"
+	# shellcheck disable=SC2086 # $users is a blank-separated list
 	for u in $(printf '%s\n' $users | awk '!seen[$0]++'); do
 		printf '"%s" ""\n' "$u" >>"$PGB_USERLIST"
 	done
@@ -304,11 +345,11 @@ EOF
 
 stop_debian_pgbouncer() {
 	local pid
-	pid=$( [ -f "$DEBIAN_PGB_PIDFILE" ] && tr -dc '0-9' <"$DEBIAN_PGB_PIDFILE" || true)
+	pid=$(read_pidfile "$DEBIAN_PGB_PIDFILE")
 	if pid_alive "$pid"; then
 		log "pgbouncer: stopping the Debian pgbouncer service (pid $pid), we run our own instance"
 		as_root kill -TERM "$pid" || true
-		wait_for 10 bash -c "! kill -0 $pid" || as_root kill -KILL "$pid" || true
+		wait_for 10 proc_gone "$pid" || as_root kill -KILL "$pid" || true
 		return 0
 	fi
 	return 1
@@ -319,16 +360,16 @@ stop_pgbouncer() {
 	pid=$(pgb_pid)
 	if ! pid_alive "$pid"; then
 		rm -f "$PGB_PIDFILE"
-		log "pgbouncer: not running (no live pid in $PGB_PIDFILE)"
+		log "pgbouncer: own instance not running (no live pid in $PGB_PIDFILE)"
 		return 0
 	fi
 	kill -TERM "$pid" 2>/dev/null || true # SIGTERM = immediate shutdown
-	if ! wait_for 10 bash -c "! kill -0 $pid"; then
+	if ! wait_for 10 proc_gone "$pid"; then
 		kill -KILL "$pid" 2>/dev/null || true
 		sleep 0.2
 	fi
 	rm -f "$PGB_PIDFILE"
-	wait_for 5 bash -c "! (exec 3<>/dev/tcp/$PGB_HOST/$PGB_PORT)" || true
+	wait_for 5 port_closed || true
 	log "pgbouncer: stopped (pid $pid)"
 }
 
@@ -383,7 +424,7 @@ ensure_pgbouncer() {
 		elif ! stop_debian_pgbouncer; then
 			die "pgbouncer: something else listens on $PGB_HOST:$PGB_PORT and 'select 1' as $CHECK_USER through it fails"
 		fi
-		wait_for 5 bash -c "! (exec 3<>/dev/tcp/$PGB_HOST/$PGB_PORT)" || true
+		wait_for 5 port_closed || true
 	fi
 	start_pgbouncer
 }
@@ -402,7 +443,8 @@ status() {
 }
 
 usage() {
-	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+	# the header comment, up to the first non-comment line
+	awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
 }
 
 # Serialise concurrent runs (e.g. several test packages restarting PgBouncer).
@@ -425,6 +467,9 @@ pgbouncer | start-pgbouncer) ensure_pgbouncer ;;
 stop-pgbouncer) stop_pgbouncer ;;
 restart-pgbouncer)
 	stop_pgbouncer
+	if tcp_open "$PGB_HOST" "$PGB_PORT"; then
+		die "pgbouncer: cannot restart: something not started by this script (no pid for $PGB_INI) still answers on $PGB_HOST:$PGB_PORT"
+	fi
 	ensure_pgbouncer
 	;;
 status) status ;;

@@ -27,7 +27,7 @@ func transient(err error) bool {
 	if errors.As(err, &pgErr) {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			strings.HasPrefix(pgErr.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
+			strings.HasPrefix(pgErr.Code, "57P"),         // admin shutdown, crash shutdown, cannot connect now
 			pgErr.Code == "40001", pgErr.Code == "40P01", // serialization failure, deadlock
 			pgErr.Code == "53300", pgErr.Code == "53400": // too many connections
 			return true

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	
 	"github.com/redpg/redpg/internal/dlq"
 	"github.com/redpg/redpg/internal/ledger"
 	"github.com/redpg/redpg/internal/views"
