@@ -81,7 +81,17 @@ func (a *app) resolve(cmd *cobra.Command) error {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
 	}
 	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	// go-redis logs dial failures itself; route them to debug so a down
+	// server yields our one-line message, not a screenful.
+	redis.SetLogger(redisLogger{a.log})
 	return nil
+}
+
+// redisLogger adapts slog to go-redis's logger interface.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, config.RedactText(fmt.Sprintf(format, v...)), "component", "go-redis")
 }
 
 // finish fills defaults and validates, after commands applied their flags.
@@ -247,11 +257,12 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ec) {
 		return int(ec)
 	}
-	fmt.Fprintln(stderr, "redpg: "+config.RedactText(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown") || strings.Contains(err.Error(), "flag") {
+		fmt.Fprintln(stderr, "redpg: "+config.RedactText(err.Error())+" (see redpg --help)")
 		return 2
 	}
+	fmt.Fprintln(stderr, "redpg: "+config.RedactText(err.Error()))
 	return 1
 }
 

@@ -8,6 +8,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,8 +50,43 @@ type Config struct {
 	// IdleWait is the longest an idle worker sleeps before looking at the
 	// queue again; a pub/sub notice wakes it sooner. Defaults to 1s.
 	IdleWait time.Duration
+	// ShutdownGrace is how long a worker may keep working on the batch in
+	// hand after shutdown was requested. Defaults to 10s.
+	ShutdownGrace time.Duration
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
+	// Hooks are fault-injection points for tests; production code leaves
+	// them unset.
+	Hooks Hooks
+}
+
+// Hooks are fault-injection points used by the crash-recovery tests
+// (internal/chaos) to stop a worker at a precise step of committing a
+// batch. Each hook, when set, is called with the worker's context and the
+// batch id. An error it returns is a failure at that step: inside the
+// transaction (BeforeStage, BeforePromote, BeforeCommit) the transaction
+// rolls back; after it (AfterCommit) the batch is left unacknowledged. A
+// hook that cancels the context passed to Run makes the worker stop right
+// there with the batch still claimed, as if the process had died. Only the
+// normal batch commit calls them, not the one-by-one fallback.
+type Hooks struct {
+	// BeforeStage runs in the batch's transaction before COPY into staging.
+	BeforeStage func(ctx context.Context, batchID string) error
+	// BeforePromote runs after the COPY, before promotion into orders.
+	BeforePromote func(ctx context.Context, batchID string) error
+	// BeforeCommit runs after promotion and the ledger row, before COMMIT.
+	BeforeCommit func(ctx context.Context, batchID string) error
+	// AfterCommit runs after COMMIT, before the batch is acknowledged in
+	// Redis.
+	AfterCommit func(ctx context.Context, batchID string) error
+}
+
+// call runs hook h if it is set.
+func (h Hooks) call(ctx context.Context, fn func(context.Context, string) error, batchID string) error {
+	if fn == nil {
+		return nil
+	}
+	return fn(ctx, batchID)
 }
 
 // WithDefaults fills unset fields.
@@ -75,6 +111,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IdleWait == 0 {
 		c.IdleWait = time.Second
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
 	}
 	if c.Tables.Schema == "" {
 		c.Tables.Schema = schema.DefaultSchema

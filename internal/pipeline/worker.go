@@ -159,7 +159,7 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 			continue
 		}
 		start := time.Now()
-		counts, err := p.handle(ctx, id, b)
+		counts, err := p.handleInHand(ctx, id, b)
 		if err != nil {
 			if ctx.Err() != nil {
 				log.Info("stopping with a batch unfinished; its lease will return it to the queue", "batch", b.ID)
@@ -260,8 +260,21 @@ type outcome struct {
 	status   string // ledger status when someone else had decided the batch
 }
 
-// handle makes one claimed batch durable and acknowledges it.
-func (p *Pipeline) handle(ctx context.Context, worker string, b *queue.Batch) (ledger.Counts, error) {
+// handleInHand runs handle so that a shutdown (ctx cancelled) lets the
+// batch in hand finish: its I/O keeps going for up to ShutdownGrace, while
+// retries stop at once. A batch that cannot finish stays claimed, and its
+// lease returns it to the queue.
+func (p *Pipeline) handleInHand(ctx context.Context, worker string, b *queue.Batch) (ledger.Counts, error) {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(p.cfg.ShutdownGrace, cancel) })
+	defer stop()
+	return p.handle(bctx, ctx, worker, b)
+}
+
+// handle makes one claimed batch durable and acknowledges it. I/O uses ctx;
+// retries give up once stop is done.
+func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Batch) (ledger.Counts, error) {
 	log := p.cfg.Logger.With("worker", worker, "batch", b.ID)
 	if b.Attempts > 1 {
 		// A batch we claimed before and did not acknowledge: it may have
@@ -292,20 +305,23 @@ func (p *Pipeline) handle(ctx context.Context, worker string, b *queue.Batch) (l
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil {
-			return ledger.Counts{}, ctx.Err()
+		if stop.Err() != nil || ctx.Err() != nil {
+			return ledger.Counts{}, errors.Join(err, context.Cause(stop))
 		}
 		if !transient(err) {
 			failures++
 		}
 		d := retry.next()
 		log.Warn("batch not committed; retrying", "err", err, "failures", failures, "in", d)
-		if !sleep(ctx, d) {
-			return ledger.Counts{}, ctx.Err()
+		if !sleep(stop, d) {
+			return ledger.Counts{}, context.Cause(stop)
 		}
 	}
 	if out.status != "" {
 		return ledger.Counts{}, p.settle(ctx, worker, b, out.status)
+	}
+	if err := p.cfg.Hooks.call(ctx, p.cfg.Hooks.AfterCommit, b.ID); err != nil {
+		return ledger.Counts{}, err
 	}
 	if err := p.ack(ctx, worker, b.ID); err != nil {
 		return ledger.Counts{}, err
@@ -350,8 +366,15 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 	var out outcome
 	err := pgx.BeginFunc(ctx, p.wpg, func(tx pgx.Tx) error {
 		out = outcome{}
+		h := p.cfg.Hooks
+		if err := h.call(ctx, h.BeforeStage, batchID); err != nil {
+			return err
+		}
 		if _, err := stage.Copy(ctx, tx, p.cfg.Tables, batchID, pr.rows); err != nil {
 			return fmt.Errorf("stage: %w", err)
+		}
+		if err := h.call(ctx, h.BeforePromote, batchID); err != nil {
+			return err
 		}
 		res, err := promote.Batch(ctx, tx, p.cfg.Tables, batchID)
 		if err != nil {
@@ -367,7 +390,10 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 			Duplicates: pr.duplicates + res.Duplicates(),
 			Rejected:   int64(len(pr.rejects)) + res.Rejected,
 		}
-		return p.record(ctx, tx, batchID, worker, &out)
+		if err := p.record(ctx, tx, batchID, worker, &out); err != nil {
+			return err
+		}
+		return h.call(ctx, h.BeforeCommit, batchID)
 	})
 	if errors.Is(err, errDecided) {
 		return out, nil
