@@ -6,14 +6,17 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -35,6 +38,7 @@ type app struct {
 	databaseURL  string
 	pgbouncerURL string
 	redisURL     string
+	redisCAFile  string
 	schemaName   string
 	keyPrefix    string
 	logLevel     string
@@ -73,6 +77,7 @@ func (a *app) resolve(cmd *cobra.Command) error {
 	set("database-url", &cfg.DatabaseURL, a.databaseURL)
 	set("pgbouncer-url", &cfg.PgBouncerURL, a.pgbouncerURL)
 	set("redis-url", &cfg.RedisURL, a.redisURL)
+	set("redis-ca-file", &cfg.RedisCAFile, a.redisCAFile)
 	set("schema", &cfg.Schema, a.schemaName)
 	set("key-prefix", &cfg.KeyPrefix, a.keyPrefix)
 	a.cfg = cfg
@@ -201,12 +206,30 @@ func (a *app) openRedis(ctx context.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if a.cfg.RedisCAFile != "" {
+		if opt.TLSConfig == nil {
+			return usageError{fmt.Errorf("REDIS_TLS_CA_FILE is set but REDIS_URL %s is not rediss://", config.Redact(a.cfg.RedisURL))}
+		}
+		pem, err := os.ReadFile(a.cfg.RedisCAFile)
+		if err != nil {
+			return usageError{fmt.Errorf("REDIS_TLS_CA_FILE: %w", err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usageError{fmt.Errorf("REDIS_TLS_CA_FILE %s holds no PEM certificate", a.cfg.RedisCAFile)}
+		}
+		opt.TLSConfig.RootCAs = pool
+	}
 	opt.PoolSize = max(10, 2*a.cfg.Workers+4)
 	opt.DialTimeout = connectTimeout
 	a.rdb = redis.NewClient(opt)
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := a.rdb.Ping(cctx).Err(); err != nil {
+		if msg := err.Error(); strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") || strings.Contains(msg, "NOPERM") {
+			return fmt.Errorf("Redis at %s refused the credentials: %s — check the user and password in REDIS_URL",
+				config.RedisAddr(a.cfg.RedisURL), short(err, a.cfg.RedisURL))
+		}
 		return fmt.Errorf("cannot reach Redis at %s: %s — start it (redis-server --daemonize yes, or `make services`) or set REDIS_URL",
 			config.RedisAddr(a.cfg.RedisURL), short(err, a.cfg.RedisURL))
 	}
@@ -214,6 +237,11 @@ func (a *app) openRedis(ctx context.Context) error {
 }
 
 func unreachablePostgres(url string, err error, variable string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28") { // invalid authorization
+		return fmt.Errorf("PostgreSQL at %s refused the login: %s — check the user and password in %s",
+			config.PostgresAddr(url), config.RedactText(pgErr.Message), variable)
+	}
 	return fmt.Errorf("cannot reach PostgreSQL at %s: %s — start it (pg_ctlcluster <version> main start, or `make services`) or set %s",
 		config.PostgresAddr(url), short(err, url), variable)
 }

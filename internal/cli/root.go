@@ -36,6 +36,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 	f.StringVar(&a.databaseURL, "database-url", "", "PostgreSQL URL (env DATABASE_URL, or POSTGRES_HOST/PORT/USER/PASSWORD/DB; default: local server, database "+config.DefaultDatabase+")")
 	f.StringVar(&a.pgbouncerURL, "pgbouncer-url", "", "PgBouncer URL for workers (env PGBOUNCER_URL or PGBOUNCER_HOST/PGBOUNCER_PORT)")
 	f.StringVar(&a.redisURL, "redis-url", "", "Redis URL, redis:// or rediss:// (env REDIS_URL or REDIS_HOST/REDIS_PORT; default "+config.DefaultRedisURL+")")
+	f.StringVar(&a.redisCAFile, "redis-ca-file", "", "PEM CA bundle to trust for rediss:// (env REDIS_TLS_CA_FILE; default system roots)")
 	f.StringVar(&a.schemaName, "schema", "", "PostgreSQL schema for redpg's tables (env POSTGRES_SCHEMA; default public)")
 	f.StringVar(&a.keyPrefix, "key-prefix", "", "prefix for every Redis key (env REDPG_KEY_PREFIX; default none)")
 	f.StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn or error")

@@ -35,6 +35,11 @@ type Config struct {
 	// redis://127.0.0.1:6379/0.
 	RedisURL string
 
+	// RedisCAFile is a PEM file of certificate authorities to trust for a
+	// rediss:// connection, for servers with a private CA. Defaults to the
+	// system's roots.
+	RedisCAFile string
+
 	// Schema is the PostgreSQL schema holding every redpg table. Defaults to
 	// public.
 	Schema string
@@ -236,6 +241,7 @@ func FromEnv(get func(string) string) (Config, error) {
 		}
 		c.RedisURL = u.String()
 	}
+	c.RedisCAFile = get("REDIS_TLS_CA_FILE")
 	c.Schema = get("POSTGRES_SCHEMA")
 	c.KeyPrefix = get("REDPG_KEY_PREFIX")
 	intVar := func(name string, dst *int) {
