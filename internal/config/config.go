@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -132,7 +133,7 @@ func (c Config) Validate() error {
 	}
 	if c.PgBouncerURL != "" {
 		if _, err := ParseDatabaseURL(c.PgBouncerURL); err != nil {
-			errs = append(errs, fmt.Errorf("PgBouncer URL: %w", err))
+			errs = append(errs, fmt.Errorf("PGBOUNCER_URL: %w", err))
 		}
 	}
 	if _, err := ParseRedisURL(c.RedisURL); err != nil {
@@ -221,13 +222,16 @@ func FromEnv(get func(string) string) (Config, error) {
 		if port == "" {
 			port = "6432"
 		}
-		c.PgBouncerURL = postgresURLFromParts(get, host, port)
+		// The DatabaseURL's user, password, database and options, at
+		// PgBouncer's address.
+		c.PgBouncerURL = withHostPort(c.DatabaseURL, host, port)
 		if c.PgBouncerURL == "" {
-			c.PgBouncerURL = (&url.URL{Scheme: "postgres", User: url.User(currentUser()), Host: net.JoinHostPort(host, port), Path: "/" + DefaultDatabase}).String()
+			c.PgBouncerURL = postgresURLFromParts(get, host, port)
 		}
 	}
 	c.RedisURL = get("REDIS_URL")
-	if c.RedisURL == "" && (get("REDIS_HOST") != "" || get("REDIS_PORT") != "") {
+	if c.RedisURL == "" && (get("REDIS_HOST") != "" || get("REDIS_PORT") != "" || get("REDIS_DB") != "" ||
+		get("REDIS_USER") != "" || get("REDIS_PASSWORD") != "") {
 		host, port := get("REDIS_HOST"), get("REDIS_PORT")
 		if host == "" {
 			host = "127.0.0.1"
@@ -297,6 +301,23 @@ func postgresURLFromParts(get func(string) string, host, port string) string {
 	return u.String()
 }
 
+// withHostPort returns the PostgreSQL URL dbURL pointed at host:port, or
+// empty when dbURL is not such a URL (keyword/value strings are left to the
+// POSTGRES_* parts).
+func withHostPort(dbURL, host, port string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return ""
+	}
+	u.Host = net.JoinHostPort(host, port)
+	if q := u.Query(); q.Has("host") || q.Has("port") {
+		q.Del("host")
+		q.Del("port")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
 func orDefault(v, d string) string {
 	if v == "" {
 		return d
@@ -309,7 +330,7 @@ func orDefault(v, d string) string {
 func ParseDuration(s string, unit time.Duration) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 || n > float64(1<<62)/float64(unit) {
+		if n < 0 || n > float64(1<<62)/float64(unit) || math.IsNaN(n) {
 			return 0, errors.New("out of range")
 		}
 		return time.Duration(n * float64(unit)), nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode"
 )
 
 // ParseDotEnv reads KEY=VALUE lines as written in a .env file: blank lines
@@ -24,15 +25,21 @@ func ParseDotEnv(data []byte) (map[string]string, error) {
 		line = strings.TrimPrefix(line, "export ")
 		key, val, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(key)
-		if !ok || key == "" || strings.ContainsAny(key, " \t\"'") {
+		if !ok || key == "" || strings.ContainsFunc(key, unicode.IsSpace) || strings.ContainsAny(key, "\"'") {
 			return nil, fmt.Errorf(".env line %d: want KEY=VALUE", n)
 		}
 		val = strings.TrimSpace(val)
 		switch {
-		case len(val) >= 2 && (val[0] == '"' || val[0] == '\'') && val[len(val)-1] == val[0]:
-			val = val[1 : len(val)-1]
 		case len(val) > 0 && (val[0] == '"' || val[0] == '\''):
-			return nil, fmt.Errorf(".env line %d: unterminated quote in %s", n, key)
+			end := strings.IndexByte(val[1:], val[0])
+			if end < 0 {
+				return nil, fmt.Errorf(".env line %d: unterminated quote in %s", n, key)
+			}
+			// Only a comment may follow the closing quote: KEY="v" # note.
+			if rest := strings.TrimSpace(val[end+2:]); rest != "" && rest[0] != '#' {
+				return nil, fmt.Errorf(".env line %d: text after the closing quote in %s", n, key)
+			}
+			val = val[1 : end+1]
 		default:
 			if i := strings.Index(val, " #"); i >= 0 {
 				val = strings.TrimSpace(val[:i])

@@ -38,9 +38,11 @@ func ParseRedisURL(s string) (*redis.Options, error) {
 }
 
 // Redact returns s with any password replaced by "xxxxx", for logs, errors
-// and stats. Strings that are not URLs are redacted keyword by keyword.
+// and stats. Strings that are not URLs are redacted keyword by keyword, and a
+// malformed URL (which is what a parse error quotes) loses everything between
+// the user name and the last '@'.
 func Redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" || err == nil && u.User != nil {
+	if u, err := url.Parse(s); err == nil && (u.User != nil || u.Scheme != "" && u.Opaque == "") {
 		q := u.Query()
 		changed := false
 		for _, k := range []string{"password", "sslpassword"} {
@@ -54,27 +56,42 @@ func Redact(s string) string {
 		}
 		return u.Redacted()
 	}
-	// keyword/value form: password=secret
-	fields := strings.Fields(s)
-	for i, f := range fields {
-		if k, _, ok := strings.Cut(f, "="); ok && (strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword")) {
-			fields[i] = k + "=xxxxx"
-		}
+	if i, j := rawPassword(s); i < j {
+		s = s[:i] + "xxxxx" + s[j:]
 	}
-	if len(fields) == 0 {
-		return s
+	return RedactText(s)
+}
+
+// rawPassword locates the password of a URL that url.Parse may refuse: from
+// the first ':' after the scheme's "://" to the last '@', since a malformed
+// password may hold anything. It returns i == j when there is none.
+func rawPassword(s string) (i, j int) {
+	m := urlScheme.FindStringIndex(s)
+	if m == nil {
+		return 0, 0
 	}
-	return strings.Join(fields, " ")
+	colon, at := strings.Index(s[m[1]:], ":"), strings.LastIndex(s, "@")
+	if colon < 0 || m[1]+colon >= at {
+		return 0, 0
+	}
+	return m[1] + colon + 1, at
 }
 
 // RedactIn removes the password of rawURL from msg wherever it appears.
+// Whatever else looks like a password in msg goes too, as in RedactText.
 func RedactIn(msg, rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	var pw string
+	if u, err := url.Parse(rawURL); err != nil {
+		if i, j := rawPassword(rawURL); i < j {
+			pw = rawURL[i:j]
 		}
+	} else if u.User != nil {
+		pw, _ = u.User.Password()
 	}
-	return msg
+	if pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	}
+	return RedactText(msg)
 }
 
 // RedisAddr describes where a Redis URL points, without credentials.
@@ -99,8 +116,11 @@ func PostgresAddr(s string) string {
 }
 
 var (
+	urlScheme   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 	urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
-	kvPassword  = regexp.MustCompile(`(?i)\b((?:ssl)?password\s*=\s*)('[^']*'|"[^"]*"|\S+)`)
+	// A value is quoted (backslash escapes inside, possibly unterminated) or
+	// runs to the next unescaped space, as libpq reads it.
+	kvPassword = regexp.MustCompile(`(?is)\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:[^\s\\]|\\.)+)`)
 )
 
 // RedactText removes passwords from free text such as an error message: the

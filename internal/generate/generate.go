@@ -132,9 +132,13 @@ func (g *Generator) Next() []byte {
 	g.counts.Total++
 	r := g.rng.Float64()
 	switch {
-	case r < g.cfg.Duplicates && len(g.sent) > 0:
-		g.counts.Duplicates++
-		return g.sent[g.rng.IntN(len(g.sent))]
+	case r < g.cfg.Duplicates:
+		// Until a valid order has been sent there is nothing to re-send:
+		// send a valid one rather than fall through to an invalid one.
+		if len(g.sent) > 0 {
+			g.counts.Duplicates++
+			return g.sent[g.rng.IntN(len(g.sent))]
+		}
 	case r < g.cfg.Duplicates+g.cfg.Invalid:
 		g.counts.Invalid++
 		return g.invalid()

@@ -31,6 +31,11 @@ const maxLine = 8 << 20
 // else CSV.
 func Read(r io.Reader, format string, chunk int, emit func([][]byte) error) (int, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
+	// A UTF-8 byte order mark would otherwise stick to the first record,
+	// and that order would be dead-lettered.
+	if bom, _ := br.Peek(3); string(bom) == "\ufeff" {
+		_, _ = br.Discard(3)
+	}
 	if format == "" || format == Auto {
 		format = sniff(br)
 	}
@@ -134,11 +139,16 @@ func readCSV(br *bufio.Reader, chunk int, emit func([][]byte) error) (int, error
 			break
 		}
 		var msg []byte
-		if err != nil {
+		var parseErr *csv.ParseError
+		switch {
+		case errors.As(err, &parseErr):
 			// An unparseable record still becomes a message, so that it is
 			// dead-lettered with its line number rather than lost.
 			msg = []byte(fmt.Sprintf("csv error: %v", err))
-		} else {
+		case err != nil:
+			// A failing reader is not a record: it may fail forever.
+			return total, fmt.Errorf("read CSV: %w", err)
+		default:
 			obj := make(map[string]any, len(rec))
 			for i, v := range rec {
 				if i >= len(cols) || cols[i] == "" {

@@ -94,6 +94,16 @@ func Decode(raw []byte) (Order, error) {
 	if !utf8.Valid(raw) {
 		return Order{}, &Rejection{Reason: ReasonInvalidUTF8, Detail: "payload is not valid UTF-8"}
 	}
+	var fast fastWire
+	if fast.decode(raw) {
+		return fast.w.order()
+	}
+	return decodeSlow(raw)
+}
+
+// decodeSlow is Decode with encoding/json, for whatever the fast path
+// (fast.go) does not take on.
+func decodeSlow(raw []byte) (Order, error) {
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&w); err != nil {
@@ -104,7 +114,8 @@ func Decode(raw []byte) (Order, error) {
 		}
 		return Order{}, &Rejection{Reason: ReasonMalformedJSON, Detail: err.Error()}
 	}
-	if dec.More() {
+	// dec.More would miss a stray ']' or '}' after the object.
+	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
 		return Order{}, &Rejection{Reason: ReasonMalformedJSON, Detail: "trailing data after the JSON object"}
 	}
 	return w.order()
@@ -114,7 +125,9 @@ func (w *wire) order() (Order, error) {
 	var o Order
 	id := deref(w.OrderID)
 	fail := func(reason, format string, args ...any) (Order, error) {
-		return Order{}, &Rejection{OrderID: id, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+		// The rejection is stored in a text column: an id that is too long
+		// or holds a NUL would fail the whole batch's dead-letter COPY.
+		return Order{}, &Rejection{OrderID: usableID(id), Reason: reason, Detail: fmt.Sprintf(format, args...)}
 	}
 	for _, f := range []struct {
 		name string
@@ -160,13 +173,19 @@ func (w *wire) order() (Order, error) {
 		return fail(ReasonWrongType, "quantity: %v", err)
 	}
 	if q < math.MinInt32 || q > math.MaxInt32 {
-		return fail(ReasonQuantityRange, "quantity %d is outside 1-1000", q)
+		return fail(ReasonQuantityRange, "quantity %d does not fit a 32-bit integer", q)
 	}
 	o.Quantity = q
 
 	cents, err := ParseCents(*w.UnitPrice)
 	if err != nil {
 		return fail(ReasonWrongType, "unit_price: %v", err)
+	}
+	// A total no promotable order can reach would overflow the staging
+	// table's numeric columns and fail the COPY of the whole batch. Only a
+	// quantity above 1000, which promotion rejects anyway, gets here.
+	if math.Abs(float64(q))*math.Abs(float64(cents)) > maxTotalCents {
+		return fail(ReasonQuantityRange, "quantity %d times unit_price %s exceeds the largest order total", q, FormatCents(cents))
 	}
 	o.UnitPriceCents = cents
 
@@ -204,8 +223,14 @@ func peekID(raw []byte) string {
 	if json.Unmarshal(raw, &p) != nil {
 		return ""
 	}
-	if s, ok := p.OrderID.(string); ok && len(s) <= maxIDLen && strings.IndexByte(s, 0) < 0 {
-		return s
+	s, _ := p.OrderID.(string)
+	return usableID(s)
+}
+
+// usableID returns id when it can name a dead letter, else empty.
+func usableID(id string) string {
+	if len(id) <= maxIDLen && strings.IndexByte(id, 0) < 0 {
+		return id
 	}
 	return ""
 }
@@ -213,7 +238,7 @@ func peekID(raw []byte) string {
 func parseQuantity(raw json.RawMessage) (int64, error) {
 	s := string(raw)
 	if len(s) > 0 && s[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := unquote(raw, &s); err != nil {
 			return 0, err
 		}
 		s = strings.TrimSpace(s)
@@ -222,28 +247,37 @@ func parseQuantity(raw json.RawMessage) (int64, error) {
 	if err == nil {
 		return n, nil
 	}
-	if f, ferr := strconv.ParseFloat(s, 64); ferr == nil {
-		if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-			return int64(f), nil
-		}
-		return 0, fmt.Errorf("%s is not a whole number", s)
+	f, err := strconv.ParseFloat(s, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) && math.IsInf(f, 0):
+		f = math.Copysign(1e15, f) // beyond float64, such as 1e400
+	case err != nil || f != math.Trunc(f) || math.IsInf(f, 0):
+		return 0, fmt.Errorf("%.40q is not a whole number", s)
 	}
-	if errors.Is(err, strconv.ErrRange) {
+	// Whole but huge, such as 1e20 or 20 nines: out of range, not mistyped.
+	if f >= 1e15 {
 		return math.MaxInt64, nil
 	}
-	return 0, fmt.Errorf("%.40s is not a whole number", s)
+	if f <= -1e15 {
+		return math.MinInt64, nil
+	}
+	return int64(f), nil
 }
 
 // maxCents keeps amounts inside numeric(14,2) even after multiplying by the
 // largest accepted quantity.
 const maxCents = 1e11
 
+// maxTotalCents is the largest quantity × unit price a promotable order can
+// have: 1000 units at maxCents.
+const maxTotalCents = 1000 * maxCents
+
 // ParseCents reads a decimal amount, given as a JSON number or a numeric
 // string, as whole cents, rounding half away from zero.
 func ParseCents(raw json.RawMessage) (int64, error) {
 	s := string(raw)
 	if len(s) > 0 && s[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := unquote(raw, &s); err != nil {
 			return 0, err
 		}
 		s = strings.TrimSpace(s)
@@ -252,11 +286,30 @@ func ParseCents(raw json.RawMessage) (int64, error) {
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, fmt.Errorf("%.40q is not a decimal number", s)
 	}
-	c := math.Round(f * 100)
-	if math.Abs(c) > maxCents {
-		return 0, fmt.Errorf("%s is out of range", s)
+	if math.Abs(f) > maxCents/100+1 {
+		return 0, fmt.Errorf("%.40s is out of range", s)
 	}
-	return int64(c), nil
+	c := roundCents(f)
+	if math.Abs(float64(c)) > maxCents {
+		return 0, fmt.Errorf("%.40s is out of range", s)
+	}
+	return c, nil
+}
+
+// roundCents rounds f to whole cents, half away from zero, on f's shortest
+// decimal form: f*100 is inexact (1.005*100 is 100.49999999999999), so
+// rounding it would turn 1.005 into 1.00. |f| must be well inside int64.
+func roundCents(f float64) int64 {
+	whole, frac, _ := strings.Cut(strconv.FormatFloat(math.Abs(f), 'f', -1, 64), ".")
+	frac += "000"
+	c, _ := strconv.ParseInt(whole+frac[:2], 10, 64)
+	if frac[2] >= '5' {
+		c++
+	}
+	if f < 0 {
+		c = -c
+	}
+	return c
 }
 
 // timestampLayouts are accepted in order; a layout without a zone means UTC.
@@ -266,7 +319,7 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 	s := string(raw)
 	var t time.Time
 	if len(s) > 0 && s[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := unquote(raw, &s); err != nil {
 			return t, err
 		}
 		s = strings.TrimSpace(s)
@@ -290,10 +343,13 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 		whole, frac := math.Modf(secs)
 		t = time.Unix(int64(whole), int64(frac*1e9))
 	}
+	// Check the year in UTC, as stored: 9999-12-31T23:59:59-01:00 is in
+	// year 10000, which RFC 3339 cannot write back.
+	t = t.UTC()
 	if y := t.Year(); y < 1970 || y > 9999 {
 		return t, fmt.Errorf("year %d is out of range", y)
 	}
-	return t.UTC(), nil
+	return t, nil
 }
 
 // Message is the JSON form producers push. UnitPrice is a decimal string in

@@ -46,8 +46,8 @@ func Apply(orders []order.Order, snap *lookup.Snapshot) []Row {
 // One enriches a single order.
 func One(o order.Order, snap *lookup.Snapshot) Row {
 	r := Row{Order: o}
-	// Quantity is bounded by decoding to int32 and price to 1e11 cents, so
-	// the product fits an int64.
+	// Decoding bounds |quantity × unit price| to 1e14 cents (1000 units at
+	// the largest price), so the product fits an int64 and numeric(16,2).
 	r.TotalCents = o.UnitPriceCents * o.Quantity
 	if p, ok := snap.Products[o.ProductID]; ok {
 		r.ProductName, r.Category = &p.Name, &p.Category
