@@ -427,7 +427,10 @@ func (a *app) dlqCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List dead letters, oldest first, with counts by reason",
-		Args:  cobra.NoArgs,
+		Example: `  redpg dlq list
+  redpg dlq list --reason unknown_product --limit 200
+  redpg dlq list --json | jq '.[].order_id'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.open(cmd.Context()); err != nil {
 				return err
@@ -460,9 +463,10 @@ func (a *app) dlqCommand() *cobra.Command {
 	list.Flags().IntVar(&f.Limit, "limit", 50, "at most this many letters")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	show := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one dead letter with its raw payload",
-		Args:  cobra.ExactArgs(1),
+		Use:     "show ID",
+		Short:   "Show one dead letter with its raw payload",
+		Example: `  redpg dlq show 42`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil {

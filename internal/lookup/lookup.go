@@ -161,6 +161,11 @@ func (c *Cache) Publish(ctx context.Context, tables ...string) (int64, error) {
 	if len(tables) == 0 {
 		tables = AllTables
 	}
+	for _, t := range tables {
+		if t != Products && t != Currencies && t != Zipcodes {
+			return 0, fmt.Errorf("unknown lookup table %q (want products, currencies or zipcodes)", t)
+		}
+	}
 	fresh, err := Load(ctx, c.pg, c.cfg.Tables)
 	if err != nil {
 		return 0, err
@@ -184,7 +189,8 @@ func (c *Cache) Publish(ctx context.Context, tables ...string) (int64, error) {
 		dst := k.Lookup(version, t)
 		if !selected[t] && hasOld {
 			if n, err := c.rdb.Exists(ctx, k.Lookup(old, t)).Result(); err == nil && n == 1 {
-				pipe.Copy(ctx, k.Lookup(old, t), dst, 0, true)
+				// COPY without DB: the client's own database, not 0.
+				pipe.Do(ctx, "COPY", k.Lookup(old, t), dst, "REPLACE")
 				pipe.Expire(ctx, dst, c.cfg.TTL)
 				continue
 			}

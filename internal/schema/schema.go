@@ -6,6 +6,7 @@ package schema
 import (
 	"context"
 	"embed"
+	"hash/fnv"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -96,6 +97,15 @@ var Views = []string{"sales_hourly", "product_performance_daily", "shipping_zone
 // migrationLockID serialises concurrent `redpg migrate` runs across processes.
 const migrationLockID = 0x72656470_67000001
 
+// lockID is the advisory lock for migrating one schema: runs on the same
+// schema wait for each other, runs on different schemas (tenants, parallel
+// tests) do not.
+func lockID(schemaName string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(schemaName))
+	return int64(migrationLockID ^ h.Sum64())
+}
+
 // Migrate creates the schema if needed and applies every migration not yet
 // recorded in its redpg_migrations table, each in its own transaction. It
 // returns the versions it applied.
@@ -109,10 +119,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string) ([]int,
 		return nil, err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLockID)); err != nil {
+	lock := lockID(schemaName)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lock); err != nil {
 		return nil, fmt.Errorf("lock migrations: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLockID)) //nolint:errcheck
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock) //nolint:errcheck
 
 	s := pgx.Identifier{schemaName}.Sanitize()
 	ledger := pgx.Identifier{schemaName, "redpg_migrations"}.Sanitize()

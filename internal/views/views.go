@@ -5,7 +5,6 @@ package views
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -23,11 +22,17 @@ type DB interface {
 // Refresh refreshes every materialized view concurrently with readers.
 func Refresh(ctx context.Context, db DB, t schema.Tables) error {
 	for _, v := range schema.Views {
-		_, err := db.Exec(ctx, "REFRESH MATERIALIZED VIEW CONCURRENTLY "+t.View(v))
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55000" { // never populated: CONCURRENTLY needs data once
-			_, err = db.Exec(ctx, "REFRESH MATERIALIZED VIEW "+t.View(v))
+		// CONCURRENTLY needs the view populated once; PostgreSQL refuses it
+		// otherwise (SQLSTATE 0A000, not 55000 as once assumed here).
+		var populated bool
+		if err := db.QueryRow(ctx, "SELECT relispopulated FROM pg_class WHERE oid = $1::regclass", t.View(v)).Scan(&populated); err != nil {
+			return fmt.Errorf("refresh %s: %w", v, err)
 		}
+		refresh := "REFRESH MATERIALIZED VIEW CONCURRENTLY "
+		if !populated {
+			refresh = "REFRESH MATERIALIZED VIEW "
+		}
+		_, err := db.Exec(ctx, refresh+t.View(v))
 		if err != nil {
 			return fmt.Errorf("refresh %s: %w", v, err)
 		}

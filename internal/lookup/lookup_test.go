@@ -1,0 +1,177 @@
+package lookup_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/testenv"
+)
+
+func newCache(env *testenv.Env) *lookup.Cache {
+	return lookup.New(env.RDB, env.PG, lookup.Config{Keys: env.Keys, Tables: env.Tables})
+}
+
+func TestLoadReadsTheSeedTables(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	snap, err := lookup.Load(context.Background(), env.PG, env.Tables)
+	require.NoError(t, err)
+	require.Len(t, snap.Products, 15)
+	require.Len(t, snap.Currencies, 7)
+	require.Len(t, snap.Zips, 10)
+	require.Equal(t, 32, snap.Size())
+	require.Equal(t, lookup.Product{Name: "Wireless Mouse", Category: "Electronics", BasePriceCents: 2499}, snap.Products["PROD-001"])
+	require.InDelta(t, 149.5, snap.Currencies["JPY"], 1e-9)
+	require.Equal(t, lookup.Zip{City: "New York", State: "NY", Country: "US", Zone: "Zone-1"}, snap.Zips["10001"])
+}
+
+func TestPublishCopiesTablesAndCurrentCachesByVersion(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	c := newCache(env)
+
+	v1, err := c.Publish(ctx)
+	require.NoError(t, err)
+	size, err := c.Size(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(32), size)
+	for _, table := range lookup.AllTables {
+		ttl, err := env.RDB.TTL(ctx, env.Keys.Lookup(v1, table)).Result()
+		require.NoError(t, err)
+		require.Positive(t, ttl, "snapshot table %s must expire", table)
+	}
+
+	s1, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Equal(t, v1, s1.Version)
+	require.Equal(t, 32, s1.Size())
+	require.Equal(t, "Mechanical Keyboard", s1.Products["PROD-002"].Name)
+	require.InDelta(t, 0.92, s1.Currencies["EUR"], 1e-9)
+	require.Equal(t, "Zone-4", s1.Zips["98101"].Zone)
+
+	s2, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Same(t, s1, s2, "an unchanged version must not be reloaded")
+
+	v2, err := c.Publish(ctx)
+	require.NoError(t, err)
+	require.Greater(t, v2, v1)
+	s3, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.NotSame(t, s1, s3, "a new version must be reloaded")
+	require.Equal(t, v2, s3.Version)
+	require.Equal(t, s1.Products, s3.Products)
+
+	// The superseded version's tables go away soon, not after a whole TTL.
+	ttl, err := env.RDB.TTL(ctx, env.Keys.Lookup(v1, lookup.Products)).Result()
+	require.NoError(t, err)
+	require.Positive(t, ttl)
+	require.LessOrEqual(t, ttl, time.Minute)
+
+	// Another reader (another worker) follows the version too.
+	other, err := newCache(env).Current(ctx)
+	require.NoError(t, err)
+	require.Equal(t, v2, other.Version)
+}
+
+func TestCurrentPublishesWhenNoSnapshotExists(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	c := newCache(env)
+
+	size, err := c.Size(ctx)
+	require.NoError(t, err)
+	require.Zero(t, size)
+
+	snap, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 32, snap.Size())
+	size, err = c.Size(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(32), size)
+	v, err := env.RDB.Get(ctx, env.Keys.LookupVersion()).Int64()
+	require.NoError(t, err)
+	require.Equal(t, snap.Version, v)
+
+	// An expired snapshot is republished too.
+	require.NoError(t, env.RDB.Del(ctx, env.Keys.LookupVersion()).Err())
+	again, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Greater(t, again.Version, snap.Version)
+	require.Equal(t, 32, again.Size())
+}
+
+func TestPartialPublishCarriesOtherTablesOver(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	c := newCache(env)
+	_, err := c.Publish(ctx)
+	require.NoError(t, err)
+
+	// Change two source tables, then publish only products.
+	_, err = env.PG.Exec(ctx, "INSERT INTO "+env.Tables.Products()+
+		" (product_id, product_name, category, base_price_usd) VALUES ('PROD-900', 'Desk Lamp', 'Home & Kitchen', 42.50)")
+	require.NoError(t, err)
+	_, err = env.PG.Exec(ctx, "UPDATE "+env.Tables.Zips()+" SET city = 'NYC' WHERE zip_code = '10001'")
+	require.NoError(t, err)
+
+	_, err = c.Publish(ctx, lookup.Products)
+	require.NoError(t, err)
+	snap, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Equal(t, lookup.Product{Name: "Desk Lamp", Category: "Home & Kitchen", BasePriceCents: 4250}, snap.Products["PROD-900"])
+	require.Len(t, snap.Products, 16)
+	require.Equal(t, "New York", snap.Zips["10001"].City, "zipcodes were not named, so the previous snapshot's are kept")
+	require.Len(t, snap.Currencies, 7)
+	size, err := c.Size(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(33), size)
+
+	_, err = c.Publish(ctx, lookup.Zipcodes)
+	require.NoError(t, err)
+	snap, err = c.Current(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "NYC", snap.Zips["10001"].City)
+	require.Contains(t, snap.Products, "PROD-900")
+}
+
+func TestPartialPublishWithoutAnySnapshotLoadsEverything(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	c := newCache(env)
+	_, err := c.Publish(ctx, lookup.Currencies)
+	require.NoError(t, err)
+	snap, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 32, snap.Size())
+}
+
+func TestPublishRejectsUnknownTable(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	_, err := newCache(env).Publish(context.Background(), "customers")
+	require.ErrorContains(t, err, "unknown lookup table")
+}
+
+func TestEmptySnapshotIsAnError(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	c := newCache(env)
+	v, err := c.Publish(ctx)
+	require.NoError(t, err)
+	// The tables vanished (expired) while the version key survived.
+	for _, table := range lookup.AllTables {
+		require.NoError(t, env.RDB.Del(ctx, env.Keys.Lookup(v, table)).Err())
+	}
+	_, err = c.Current(ctx)
+	require.ErrorContains(t, err, "init-cache")
+}

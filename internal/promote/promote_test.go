@@ -1,0 +1,270 @@
+package promote_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/order"
+	"github.com/redpg/redpg/internal/promote"
+	"github.com/redpg/redpg/internal/stage"
+	"github.com/redpg/redpg/internal/testenv"
+	"github.com/redpg/redpg/internal/transform"
+)
+
+// msg is a valid order message; tests break one field at a time.
+func msg(id string) order.Message {
+	return order.Message{OrderID: id, CustomerID: "CUST-1", ProductID: "PROD-001", Quantity: 2, UnitPrice: "24.99",
+		Currency: "USD", ZipCode: "10001", OrderTimestamp: time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}
+}
+
+func rows(t *testing.T, snap *lookup.Snapshot, msgs ...order.Message) []transform.Row {
+	t.Helper()
+	var orders []order.Order
+	for _, m := range msgs {
+		raw, err := json.Marshal(m)
+		require.NoError(t, err)
+		o, err := order.Decode(raw)
+		require.NoError(t, err, "message %s must decode; promotion is what rejects it", m.OrderID)
+		orders = append(orders, o)
+	}
+	return transform.Apply(orders, snap)
+}
+
+func snapshot(t *testing.T, env *testenv.Env) *lookup.Snapshot {
+	t.Helper()
+	snap, err := lookup.Load(context.Background(), env.PG, env.Tables)
+	require.NoError(t, err)
+	return snap
+}
+
+// stageAndPromote copies rs under batchID and promotes them in one
+// transaction, as a worker does.
+func stageAndPromote(t *testing.T, env *testenv.Env, batchID string, rs []transform.Row) promote.Result {
+	t.Helper()
+	ctx := context.Background()
+	var res promote.Result
+	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
+		n, err := stage.Copy(ctx, tx, env.Tables, batchID, rs)
+		if err != nil {
+			return err
+		}
+		require.Equal(t, int64(len(rs)), n)
+		res, err = promote.Batch(ctx, tx, env.Tables, batchID)
+		return err
+	}))
+	return res
+}
+
+func TestBatchPromotesValidRowsAndRejectsInvalidOnes(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	snap := snapshot(t, env)
+
+	v2 := msg("ORD-V2")
+	v2.ProductID, v2.Quantity, v2.UnitPrice, v2.Currency, v2.ZipCode = "PROD-004", 1, "249.99", "EUR", "98101"
+	bad := map[string]func(*order.Message){
+		"R-PRODUCT":  func(m *order.Message) { m.ProductID = "PROD-404" },
+		"R-CURRENCY": func(m *order.Message) { m.Currency = "XYZ" },
+		"R-ZIP":      func(m *order.Message) { m.ZipCode = "00000" },
+		"R-QTY0":     func(m *order.Message) { m.Quantity = 0 },
+		"R-QTY1001":  func(m *order.Message) { m.Quantity = 1001 },
+		"R-PRICE0":   func(m *order.Message) { m.UnitPrice = "0.00" },
+		"R-PRICENEG": func(m *order.Message) { m.UnitPrice = "-5.00" },
+		"R-FUTURE":   func(m *order.Message) { m.OrderTimestamp = time.Now().AddDate(2, 0, 0).UTC().Format(time.RFC3339) },
+	}
+	want := map[string]struct{ reason, detail string }{
+		"R-PRODUCT":  {order.ReasonUnknownProduct, "PROD-404"},
+		"R-CURRENCY": {order.ReasonUnknownCurrency, "XYZ"},
+		"R-ZIP":      {order.ReasonUnknownZip, "00000"},
+		"R-QTY0":     {order.ReasonQuantityRange, "quantity 0"},
+		"R-QTY1001":  {order.ReasonQuantityRange, "quantity 1001"},
+		"R-PRICE0":   {order.ReasonPriceNotPos, "0.00"},
+		"R-PRICENEG": {order.ReasonPriceNotPos, "-5.00"},
+		"R-FUTURE":   {order.ReasonFutureTimestamp, "ahead"},
+	}
+	msgs := []order.Message{msg("ORD-V1"), v2}
+	for id, breakIt := range bad {
+		m := msg(id)
+		breakIt(&m)
+		msgs = append(msgs, m)
+	}
+
+	res := stageAndPromote(t, env, "b-1", rows(t, snap, msgs...))
+	require.Equal(t, int64(10), res.Staged)
+	require.Equal(t, int64(8), res.Rejected)
+	require.Zero(t, res.Duplicates())
+	slices.Sort(res.Promoted)
+	require.Equal(t, []string{"ORD-V1", "ORD-V2"}, res.Promoted)
+
+	require.Equal(t, int64(2), env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()))
+	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Staging()), "promotion deletes the batch's staging rows")
+
+	r, err := env.PG.Query(ctx, "SELECT order_id, reason, detail, raw_payload, batch_id FROM "+env.Tables.Rejected())
+	require.NoError(t, err)
+	type letter struct {
+		OrderID, Reason, Detail string
+		Raw                     []byte
+		Batch                   string
+	}
+	letters, err := pgx.CollectRows(r, pgx.RowToStructByPos[letter])
+	require.NoError(t, err)
+	require.Len(t, letters, 8)
+	for _, l := range letters {
+		w, ok := want[l.OrderID]
+		require.True(t, ok, "unexpected dead letter %s", l.OrderID)
+		require.Equal(t, w.reason, l.Reason, l.OrderID)
+		require.Contains(t, l.Detail, w.detail, l.OrderID)
+		require.Equal(t, "b-1", l.Batch)
+		var m order.Message
+		require.NoError(t, json.Unmarshal(l.Raw, &m), "the payload of a promotion reject is its normalised message")
+		require.Equal(t, l.OrderID, m.OrderID)
+	}
+
+	// The promoted row carries its enrichment and exact totals.
+	var name, category, city, zone, country, currency, total, usd string
+	var qty int32
+	var processed time.Time
+	require.NoError(t, env.PG.QueryRow(ctx, "SELECT product_name, category, city, shipping_zone, country, currency, quantity,"+
+		" total_amount::text, total_amount_usd::text, processed_at FROM "+env.Tables.Orders()+" WHERE order_id = 'ORD-V2'").
+		Scan(&name, &category, &city, &zone, &country, &currency, &qty, &total, &usd, &processed))
+	require.Equal(t, []string{"27\" Monitor", "Electronics", "Seattle", "Zone-4", "US", "EUR"}, []string{name, category, city, zone, country, currency})
+	require.Equal(t, int32(1), qty)
+	require.Equal(t, "249.99", total)
+	require.Equal(t, "271.73", usd, "249.99 EUR at 0.92 EUR per USD")
+	require.False(t, processed.IsZero())
+}
+
+func TestBatchCountsDuplicatesWithoutInsertingTwice(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	snap := snapshot(t, env)
+
+	first := stageAndPromote(t, env, "b-1", rows(t, snap, msg("A"), msg("B")))
+	require.ElementsMatch(t, []string{"A", "B"}, first.Promoted)
+
+	changed := msg("B")
+	changed.Quantity = 7 // the first version of an order id wins
+	second := stageAndPromote(t, env, "b-2", rows(t, snap, changed, msg("C"), msg("C")))
+	require.Equal(t, []string{"C"}, second.Promoted)
+	require.Equal(t, int64(3), second.Staged)
+	require.Equal(t, int64(2), second.Duplicates())
+	require.Zero(t, second.Rejected)
+
+	require.Equal(t, int64(3), env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()))
+	require.Equal(t, int64(2), env.Count(t, "SELECT quantity FROM "+env.Tables.Orders()+" WHERE order_id = 'B'"))
+	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()))
+}
+
+func TestBatchDeletesOnlyItsOwnStagingRows(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	snap := snapshot(t, env)
+
+	// Another batch is staged (and committed) meanwhile.
+	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
+		_, err := stage.Copy(ctx, tx, env.Tables, "b-other", rows(t, snap, msg("X1"), msg("X2")))
+		return err
+	}))
+
+	res := stageAndPromote(t, env, "b-mine", rows(t, snap, msg("M1"), msg("M2"), msg("M3")))
+	require.Equal(t, int64(3), res.Staged)
+	require.Len(t, res.Promoted, 3)
+	require.Equal(t, int64(2), env.Count(t, "SELECT count(*) FROM "+env.Tables.Staging()+" WHERE batch_id = 'b-other'"),
+		"the seed's TRUNCATE lost other batches' rows; promotion must not")
+
+	staged, err := promote.Staged(ctx, env.PG, env.Tables)
+	require.NoError(t, err)
+	require.Equal(t, []string{"b-other"}, staged)
+
+	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
+		r, err := promote.Batch(ctx, tx, env.Tables, "b-other")
+		require.Len(t, r.Promoted, 2)
+		return err
+	}))
+	require.Equal(t, int64(5), env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()))
+	staged, err = promote.Staged(ctx, env.PG, env.Tables)
+	require.NoError(t, err)
+	require.Empty(t, staged)
+}
+
+func TestStaleSnapshotIsFilledFromTheTables(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	snap := snapshot(t, env)
+	// The snapshot predates these entries (or lost them): enrichment is nil.
+	delete(snap.Products, "PROD-003")
+	delete(snap.Currencies, "JPY")
+	delete(snap.Zips, "60601")
+
+	m := msg("ORD-STALE")
+	m.ProductID, m.Currency, m.ZipCode, m.Quantity, m.UnitPrice = "PROD-003", "JPY", "60601", 1, "1000"
+	rs := rows(t, snap, m)
+	require.Nil(t, rs[0].ProductName)
+	require.Nil(t, rs[0].TotalUSDCents)
+	require.Nil(t, rs[0].City)
+
+	res := stageAndPromote(t, env, "b-stale", rs)
+	require.Equal(t, []string{"ORD-STALE"}, res.Promoted, "a cache miss must not drop or reject a valid order")
+
+	var name, category, city, state, zone, usd string
+	require.NoError(t, env.PG.QueryRow(context.Background(), "SELECT product_name, category, city, state, shipping_zone, total_amount_usd::text FROM "+
+		env.Tables.Orders()+" WHERE order_id = 'ORD-STALE'").Scan(&name, &category, &city, &state, &zone, &usd))
+	require.Equal(t, []string{"USB-C Hub", "Electronics", "Chicago", "IL", "Zone-2", "6.69"}, []string{name, category, city, state, zone, usd})
+}
+
+func TestJPYConvertsByDividing(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	m := msg("ORD-JPY")
+	m.Currency, m.UnitPrice, m.Quantity = "JPY", "1000", 1
+	res := stageAndPromote(t, env, "b-jpy", rows(t, snapshot(t, env), m))
+	require.Equal(t, []string{"ORD-JPY"}, res.Promoted)
+	var total, usd string
+	require.NoError(t, env.PG.QueryRow(context.Background(), "SELECT total_amount::text, total_amount_usd::text FROM "+
+		env.Tables.Orders()+" WHERE order_id = 'ORD-JPY'").Scan(&total, &usd))
+	require.Equal(t, "1000.00", total)
+	require.Equal(t, "6.69", usd, "1000 JPY at 149.5 JPY per USD (the seed said 149500)")
+}
+
+func TestBatchWithNothingStaged(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
+		r, err := promote.Batch(ctx, tx, env.Tables, "b-none")
+		require.Zero(t, r.Staged)
+		require.Empty(t, r.Promoted)
+		require.Zero(t, r.Duplicates())
+		return err
+	}))
+}
+
+func TestRejectStoresDeadLettersVerbatim(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	raw := []byte("{\"order_id\": \xff\xfe broken")
+	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
+		require.NoError(t, promote.Reject(ctx, tx, env.Tables, "b-x", nil))
+		return promote.Reject(ctx, tx, env.Tables, "b-x", []promote.Rejection{
+			{Reason: order.ReasonInvalidUTF8, Detail: "payload is not valid UTF-8", Raw: raw},
+			{OrderID: "ORD-9", Reason: order.ReasonMissingField, Detail: "zip_code is required", Raw: []byte(`{"order_id":"ORD-9"}`)},
+		})
+	}))
+	var orderID *string
+	var got []byte
+	require.NoError(t, env.PG.QueryRow(ctx, "SELECT order_id, raw_payload FROM "+env.Tables.Rejected()+" WHERE reason = $1",
+		order.ReasonInvalidUTF8).Scan(&orderID, &got))
+	require.Nil(t, orderID, "an unknown order id is stored as NULL")
+	require.Equal(t, raw, got)
+	require.Equal(t, int64(1), env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()+" WHERE order_id = 'ORD-9' AND batch_id = 'b-x'"))
+}
