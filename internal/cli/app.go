@@ -66,7 +66,7 @@ func (a *app) resolve(cmd *cobra.Command) error {
 	}
 	cfg, err := config.FromEnv(get)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	flags := cmd.Flags()
 	set := func(name string, dst *string, v string) {
@@ -182,11 +182,12 @@ func (a *app) openPostgres(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if a.wpg, err = pgxpool.NewWithConfig(ctx, wpc); err != nil {
-			return unreachablePostgres(a.cfg.PgBouncerURL, err, "PGBOUNCER_URL")
+		if a.wpg, err = pgxpool.NewWithConfig(ctx, wpc); err == nil {
+			err = a.wpg.Ping(cctx)
 		}
-		if err := a.wpg.Ping(cctx); err != nil {
-			return unreachablePostgres(a.cfg.PgBouncerURL, err, "PGBOUNCER_URL (or PGBOUNCER_HOST/PGBOUNCER_PORT)")
+		if err != nil {
+			return fmt.Errorf("cannot reach PgBouncer at %s: %s — start it (`bash scripts/services.sh`), fix PGBOUNCER_URL (or PGBOUNCER_HOST/PGBOUNCER_PORT), or run with --direct",
+				config.PostgresAddr(a.cfg.PgBouncerURL), short(err, a.cfg.PgBouncerURL))
 		}
 	} else if a.cfg.Workers+2 > 4 {
 		// Workers need a connection each; give them their own direct pool.
@@ -286,12 +287,24 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return int(ec)
 	}
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown") || strings.Contains(err.Error(), "flag") {
+	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintln(stderr, "redpg: "+config.RedactText(err.Error())+" (see redpg --help)")
 		return 2
 	}
 	fmt.Fprintln(stderr, "redpg: "+config.RedactText(err.Error()))
 	return 1
+}
+
+// isCobraUsage recognises cobra's own complaints about the command line,
+// which it returns as plain errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "arg(s)", "required flag"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // exitCode ends a command with a specific status after it printed its own

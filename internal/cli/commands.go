@@ -122,6 +122,9 @@ until workers catch up: it never drops an order.`,
 			if count < 1 {
 				return usageError{fmt.Errorf("--count %d: must be at least 1", count)}
 			}
+			if err := gc.Validate(); err != nil {
+				return usageError{err}
+			}
 			if err := a.open(cmd.Context()); err != nil {
 				return err
 			}
@@ -222,7 +225,7 @@ PgBouncer; --direct bypasses it. Ctrl-C stops after the batches in hand.`,
 		},
 	}
 	a.workerFlags(cmd, &opts)
-	cmd.Flags().IntVar(&opts.Iterations, "iterations", 0, "stop each worker after this many batches (0: no limit)")
+	cmd.Flags().IntVar(&opts.Iterations, "iterations", 0, "stop each worker after this many batches (0: no limit; an idle worker waits for work unless --until-empty)")
 	cmd.Flags().BoolVar(&opts.UntilEmpty, "until-empty", false, "return once nothing is queued or in flight")
 	cmd.Flags().BoolVar(&direct, "direct", false, "connect workers straight to PostgreSQL even if PgBouncer is configured")
 	return cmd

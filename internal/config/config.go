@@ -140,7 +140,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("REDIS_URL: %w", err))
 	}
 	if !validIdent(c.Schema) {
-		errs = append(errs, fmt.Errorf("POSTGRES_SCHEMA %q: use letters, digits and underscores, starting with a letter", c.Schema))
+		errs = append(errs, fmt.Errorf("POSTGRES_SCHEMA %q: use lower-case letters, digits and underscores, starting with a letter or underscore", c.Schema))
 	}
 	if strings.ContainsAny(c.KeyPrefix, " \t\r\n*?[]{}") {
 		errs = append(errs, fmt.Errorf("REDPG_KEY_PREFIX %q: must not contain spaces, glob characters or braces", c.KeyPrefix))

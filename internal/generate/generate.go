@@ -65,7 +65,9 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-func (c Config) validate(cat Catalog) error {
+// Validate checks the fractions, so a command line can be refused before
+// any connection is made.
+func (c Config) Validate() error {
 	var errs []error
 	if c.Duplicates < 0 || c.Duplicates > 1 || math.IsNaN(c.Duplicates) {
 		errs = append(errs, fmt.Errorf("duplicates %v: want a fraction between 0 and 1", c.Duplicates))
@@ -76,6 +78,11 @@ func (c Config) validate(cat Catalog) error {
 	if c.Duplicates+c.Invalid > 1 {
 		errs = append(errs, errors.New("duplicates + invalid must not exceed 1"))
 	}
+	return errors.Join(errs...)
+}
+
+func (c Config) validate(cat Catalog) error {
+	errs := []error{c.Validate()}
 	if len(cat.Products) == 0 || len(cat.Currencies) == 0 || len(cat.Zips) == 0 {
 		errs = append(errs, errors.New("catalog is empty: run `redpg migrate` and `redpg init-cache --all`"))
 	}

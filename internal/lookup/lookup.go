@@ -171,14 +171,17 @@ func (c *Cache) Publish(ctx context.Context, tables ...string) (int64, error) {
 		return 0, err
 	}
 	k := c.cfg.Keys
-	version, err := c.rdb.Incr(ctx, k.LookupVersion()+":seq").Result()
-	if err != nil {
-		return 0, err
-	}
 	old, err := c.rdb.Get(ctx, k.LookupVersion()).Int64()
 	hasOld := err == nil
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return 0, err
+	}
+	// Versions are clock-based rather than a counter so that a version is
+	// never reused after the cache is cleared: a worker holding an old
+	// snapshot in memory always sees the change.
+	version := time.Now().UnixMilli()
+	if hasOld && version <= old {
+		version = old + 1
 	}
 	selected := map[string]bool{}
 	for _, t := range tables {
@@ -206,7 +209,6 @@ func (c *Cache) Publish(ctx context.Context, tables ...string) (int64, error) {
 		pipe.Expire(ctx, dst, c.cfg.TTL)
 	}
 	pipe.Set(ctx, k.LookupVersion(), version, c.cfg.TTL)
-	pipe.Expire(ctx, k.LookupVersion()+":seq", c.cfg.TTL*2)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("publish lookup snapshot: %w", err)
 	}

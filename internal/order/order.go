@@ -110,7 +110,7 @@ func decodeSlow(raw []byte) (Order, error) {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			return Order{}, &Rejection{OrderID: peekID(raw), Reason: ReasonWrongType,
-				Detail: fmt.Sprintf("field %s: got JSON %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)}
+				Detail: typeDetail(typeErr)}
 		}
 		return Order{}, &Rejection{Reason: ReasonMalformedJSON, Detail: err.Error()}
 	}
@@ -178,6 +178,9 @@ func (w *wire) order() (Order, error) {
 	o.Quantity = q
 
 	cents, err := ParseCents(*w.UnitPrice)
+	if errors.Is(err, ErrOutOfRange) {
+		return fail(ReasonInvalidField, "unit_price %v", err)
+	}
 	if err != nil {
 		return fail(ReasonWrongType, "unit_price: %v", err)
 	}
@@ -283,17 +286,49 @@ func ParseCents(raw json.RawMessage) (int64, error) {
 		s = strings.TrimSpace(s)
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	if !isJSONNumber(s) || err != nil && !errors.Is(err, strconv.ErrRange) || math.IsNaN(f) {
 		return 0, fmt.Errorf("%.40q is not a decimal number", s)
 	}
-	if math.Abs(f) > maxCents/100+1 {
-		return 0, fmt.Errorf("%.40s is out of range", s)
+	if math.IsInf(f, 0) || math.Abs(f) > maxCents/100+1 {
+		return 0, fmt.Errorf("%.40s: %w", s, ErrOutOfRange)
 	}
 	c := roundCents(f)
 	if math.Abs(float64(c)) > maxCents {
-		return 0, fmt.Errorf("%.40s is out of range", s)
+		return 0, fmt.Errorf("%.40s: %w", s, ErrOutOfRange)
 	}
 	return c, nil
+}
+
+// ErrOutOfRange reports an amount too large for the order tables.
+var ErrOutOfRange = errors.New("out of range")
+
+// isJSONNumber reports whether s is written as a JSON number, so that Go's
+// extra float syntaxes (hex, "Inf", underscores) are not accepted from a
+// string either.
+func isJSONNumber(s string) bool {
+	if s == "" || s[0] != '-' && (s[0] < '0' || s[0] > '9') {
+		return false
+	}
+	return json.Valid([]byte(s))
+}
+
+// typeDetail describes a JSON type mismatch in the message's own terms.
+func typeDetail(e *json.UnmarshalTypeError) string {
+	if e.Field == "" {
+		return fmt.Sprintf("the message must be a JSON object, got JSON %s", e.Value)
+	}
+	return fmt.Sprintf("field %s: got JSON %s, want %s", e.Field, e.Value, jsonKind(e.Type.Kind().String()))
+}
+
+// jsonKind names a Go kind as the JSON type a producer should send.
+func jsonKind(kind string) string {
+	switch kind {
+	case "string", "ptr":
+		return "string"
+	case "slice":
+		return "number"
+	}
+	return kind
 }
 
 // roundCents rounds f to whole cents, half away from zero, on f's shortest
@@ -323,6 +358,9 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 			return t, err
 		}
 		s = strings.TrimSpace(s)
+		if isJSONNumber(s) { // unix seconds sent as a string, as CSV does
+			return parseTimestamp(json.RawMessage(s))
+		}
 		var err error
 		for _, layout := range timestampLayouts {
 			if t, err = time.Parse(layout, s); err == nil {

@@ -164,7 +164,9 @@ func TestDecodeRejections(t *testing.T) {
 		{"price is NaN", with(t, map[string]any{"unit_price": "NaN"}), ReasonWrongType, "ORD-1"},
 		{"price is infinite", with(t, map[string]any{"unit_price": "-Infinity"}), ReasonWrongType, "ORD-1"},
 		{"price is a bool", with(t, map[string]any{"unit_price": false}), ReasonWrongType, "ORD-1"},
-		{"price out of range", with(t, map[string]any{"unit_price": "1e12"}), ReasonWrongType, "ORD-1"},
+		{"price out of range", with(t, map[string]any{"unit_price": "1e12"}), ReasonInvalidField, "ORD-1"},
+		{"hex float price", with(t, map[string]any{"unit_price": "0x1p1"}), ReasonWrongType, "ORD-1"},
+		{"Inf price", with(t, map[string]any{"unit_price": "Inf"}), ReasonWrongType, "ORD-1"},
 		{"missing order_id", with(t, map[string]any{"order_id": nil}), ReasonMissingField, ""},
 		{"missing customer_id", with(t, map[string]any{"customer_id": nil}), ReasonMissingField, "ORD-1"},
 		{"missing product_id", with(t, map[string]any{"product_id": nil}), ReasonMissingField, "ORD-1"},
@@ -370,4 +372,21 @@ func ExampleDecode() {
 	// Output:
 	// ORD-1 2 100000 JPY 2024-05-01T12:30:00Z <nil>
 	// ORD-2 wrong_type
+}
+
+func TestDecodeUnixSecondsAsString(t *testing.T) {
+	t.Parallel()
+	o, err := Decode(with(t, map[string]any{"order_timestamp": "1700000000"}))
+	require.NoError(t, err)
+	require.Equal(t, time.Unix(1700000000, 0).UTC(), o.OrderTimestamp)
+}
+
+func TestDecodeNonObjectNamesNoGoType(t *testing.T) {
+	t.Parallel()
+	_, err := Decode([]byte(`[1, 2]`))
+	var rej *Rejection
+	require.ErrorAs(t, err, &rej)
+	require.Equal(t, ReasonWrongType, rej.Reason)
+	require.Contains(t, rej.Detail, "must be a JSON object")
+	require.NotContains(t, rej.Detail, "order.")
 }

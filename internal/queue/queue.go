@@ -153,13 +153,14 @@ func New(rdb redis.UniversalClient, cfg Config) (*Queue, error) {
 type WaitFunc func(depth int64)
 
 // Push enqueues msgs in multi-value LPUSHes, counting them as produced in
-// the same transaction. While the queue holds MaxDepth messages or more it
-// waits, reporting the depth to onWait, and never drops a message.
+// the same transaction. While the next chunk would take the queue past
+// MaxDepth it waits, reporting the depth to onWait, and never drops a
+// message. (Producers racing each other may overshoot by a chunk each.)
 func (q *Queue) Push(ctx context.Context, msgs [][]byte, onWait WaitFunc) error {
 	k := q.cfg.Keys
 	for len(msgs) > 0 {
-		n := min(q.cfg.PushChunk, len(msgs))
-		if err := q.waitForRoom(ctx, onWait); err != nil {
+		n := min(q.cfg.PushChunk, q.cfg.MaxDepth, len(msgs))
+		if err := q.waitForRoom(ctx, n, onWait); err != nil {
 			return err
 		}
 		args := make([]any, n)
@@ -178,14 +179,15 @@ func (q *Queue) Push(ctx context.Context, msgs [][]byte, onWait WaitFunc) error 
 	return nil
 }
 
-func (q *Queue) waitForRoom(ctx context.Context, onWait WaitFunc) error {
+// waitForRoom returns once n more messages fit under MaxDepth.
+func (q *Queue) waitForRoom(ctx context.Context, n int, onWait WaitFunc) error {
 	delay := 10 * time.Millisecond
 	for {
 		depth, err := q.rdb.LLen(ctx, q.cfg.Keys.Queue()).Result()
 		if err != nil {
 			return fmt.Errorf("read queue depth: %w", err)
 		}
-		if depth < int64(q.cfg.MaxDepth) {
+		if depth+int64(n) <= int64(q.cfg.MaxDepth) {
 			return nil
 		}
 		if onWait != nil {

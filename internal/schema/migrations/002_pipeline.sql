@@ -49,8 +49,10 @@ CREATE TABLE orders (
 CREATE INDEX orders_order_timestamp_idx ON orders (order_timestamp);
 CREATE INDEX orders_customer_id_idx ON orders (customer_id);
 
--- Dead letters: every order that could not be promoted, with why and the
--- exact bytes received (bytea, since a payload may not even be UTF-8).
+-- Dead letters: every order that could not be promoted, with why and its
+-- payload (bytea, since a payload may not even be UTF-8): the exact bytes
+-- received when decoding failed, the normalised message when promotion's
+-- set-wise validation rejected it.
 CREATE TABLE orders_rejected (
     id           bigserial PRIMARY KEY,
     order_id     text,
@@ -69,7 +71,7 @@ CREATE INDEX orders_rejected_reason_idx ON orders_rejected (reason);
 -- delivered, and counts summed here reconcile exactly.
 CREATE TABLE pipeline_batches (
     batch_id     text PRIMARY KEY,
-    status       text NOT NULL CHECK (status IN ('committed', 'abandoned', 'replay', 'dead')),
+    status       text NOT NULL CHECK (status IN ('committed', 'abandoned', 'replay')),
     worker       text,
     received     integer NOT NULL DEFAULT 0,
     promoted     integer NOT NULL DEFAULT 0,
