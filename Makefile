@@ -22,8 +22,9 @@ help: ## List targets (default goal)
 build: ## Build the CLI into bin/redpg
 	$(GO) build -o $(BIN_DIR)/redpg ./cmd/redpg
 
-test: ## Full test run (CI): race tests, then fuzz smoke (10s per FUZZ_TARGETS entry)
+test: ## Full test run (CI): race tests, chaos tests (restart the local PostgreSQL!), fuzz smoke
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags chaos -count=1 -p 1 -timeout 10m ./internal/chaos/
 	@$(MAKE) --no-print-directory fuzz
 
 test-race: ## go test -race on all packages (no fuzzing)

@@ -1,0 +1,161 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redpg/redpg/internal/generate"
+	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/order"
+	"github.com/redpg/redpg/internal/pipeline"
+	"github.com/redpg/redpg/internal/testenv"
+)
+
+// newPipeline assembles a pipeline over env's schema and key prefix, talking
+// to rdb (env.RDB when nil). Fields of cfg that name the key space and the
+// tables are filled from env.
+func newPipeline(t testing.TB, env *testenv.Env, rdb redis.UniversalClient, cfg pipeline.Config) *pipeline.Pipeline {
+	t.Helper()
+	if rdb == nil {
+		rdb = env.RDB
+	}
+	cfg.Keys, cfg.Tables = env.Keys, env.Tables
+	p, err := pipeline.New(cfg, env.PG, nil, rdb)
+	require.NoError(t, err)
+	return p
+}
+
+// generated is a stream of orders pushed onto the queue, kept so that the
+// test can compute, independently of the pipeline, what must end in orders.
+type generated struct {
+	msgs   [][]byte
+	counts generate.Counts
+}
+
+// generateOrders makes n orders with the given fractions of duplicates and
+// invalid orders from p's lookup snapshot, pushes them, and returns them.
+func generateOrders(t testing.TB, p *pipeline.Pipeline, n int, dups, invalid float64, seed uint64) generated {
+	t.Helper()
+	ctx := context.Background()
+	cat, err := p.Catalog(ctx)
+	require.NoError(t, err)
+	g := generateStream(t, cat, n, dups, invalid, seed)
+	require.NoError(t, p.Push(ctx, g.msgs, nil))
+	return g
+}
+
+// generateStream makes n orders from cat without pushing them.
+func generateStream(t testing.TB, cat generate.Catalog, n int, dups, invalid float64, seed uint64) generated {
+	t.Helper()
+	g, err := generate.New(cat, generate.Config{Duplicates: dups, Invalid: invalid, Seed: seed})
+	require.NoError(t, err)
+	msgs := g.Batch(n)
+	return generated{msgs: msgs, counts: g.Counts()}
+}
+
+// expectedIDs is the test's own oracle: the order ids among msgs that must
+// end in orders, judged by decoding each message and checking it against the
+// lookup snapshot and the documented rules (quantity 1-1000, positive price,
+// timestamp at most a day ahead), not by running the pipeline's code.
+func expectedIDs(t testing.TB, msgs [][]byte, snap *lookup.Snapshot) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	horizon := time.Now().Add(24 * time.Hour)
+	for _, raw := range msgs {
+		o, err := order.Decode(raw)
+		if err != nil {
+			continue
+		}
+		_, product := snap.Products[o.ProductID]
+		_, currency := snap.Currencies[o.Currency]
+		_, zip := snap.Zips[o.ZipCode]
+		if product && currency && zip && o.Quantity >= 1 && o.Quantity <= 1000 &&
+			o.UnitPriceCents > 0 && o.OrderTimestamp.Before(horizon) {
+			ids[o.OrderID] = true
+		}
+	}
+	return ids
+}
+
+// orderIDs reads every order id in the orders table.
+func orderIDs(t testing.TB, env *testenv.Env) map[string]int {
+	t.Helper()
+	rows, err := env.PG.Query(context.Background(), "SELECT order_id FROM "+env.Tables.Orders())
+	require.NoError(t, err)
+	defer rows.Close()
+	ids := map[string]int{}
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		ids[id]++
+	}
+	require.NoError(t, rows.Err())
+	return ids
+}
+
+// requireExactlyOnce asserts that orders holds exactly the ids in want, each
+// once.
+func requireExactlyOnce(t testing.TB, env *testenv.Env, want map[string]bool) {
+	t.Helper()
+	var total, distinct int64
+	require.NoError(t, env.PG.QueryRow(context.Background(),
+		"SELECT count(*), count(DISTINCT order_id) FROM "+env.Tables.Orders()).Scan(&total, &distinct))
+	require.Equal(t, int64(len(want)), total, "rows in orders")
+	require.Equal(t, total, distinct, "an order id appears twice in orders")
+	got := orderIDs(t, env)
+	var missing, extra []string
+	for id := range want {
+		if got[id] != 1 {
+			missing = append(missing, id)
+		}
+	}
+	for id := range got {
+		if !want[id] {
+			extra = append(extra, id)
+		}
+	}
+	require.Empty(t, missing, "orders expected but not promoted exactly once")
+	require.Empty(t, extra, "orders promoted that should not have been")
+}
+
+// requireDrained asserts that nothing is left behind in Redis or staging:
+// no queued message, no processing list, no staged row.
+func requireDrained(t testing.TB, env *testenv.Env, rdb redis.UniversalClient) {
+	t.Helper()
+	ctx := context.Background()
+	if rdb == nil {
+		rdb = env.RDB
+	}
+	depth, err := rdb.LLen(ctx, env.Keys.Queue()).Result()
+	require.NoError(t, err)
+	require.Zero(t, depth, "messages left in the ingestion queue")
+	iter := rdb.Scan(ctx, 0, env.Prefix+"orders:processing:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		n, err := rdb.LLen(ctx, iter.Val()).Result()
+		require.NoError(t, err)
+		require.Zero(t, n, "processing list %s is not empty", iter.Val())
+	}
+	require.NoError(t, iter.Err())
+	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Staging()), "rows left in staging")
+}
+
+// snapshot returns p's lookup snapshot.
+func snapshot(t testing.TB, p *pipeline.Pipeline) *lookup.Snapshot {
+	t.Helper()
+	snap, err := p.Lookups().Current(context.Background())
+	require.NoError(t, err)
+	return snap
+}
+
+// mustJSON marshals v.
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
