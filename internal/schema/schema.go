@@ -6,9 +6,9 @@ package schema
 import (
 	"context"
 	"embed"
-	"hash/fnv"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"sort"
 	"strconv"
