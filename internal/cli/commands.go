@@ -360,6 +360,7 @@ func printStats(w io.Writer, s pipeline.Stats) {
 	fmt.Fprintf(w, "redpg stats at %s\n", s.TakenAt.Format(time.RFC3339))
 	fmt.Fprintln(w, "Redis")
 	row("queue depth", s.QueueDepth)
+	row("quarantined", s.Quarantined)
 	row("processing", s.Processing)
 	row("workers", s.Workers)
 	row("dedup window size", s.DedupWindowSize)

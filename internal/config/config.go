@@ -73,6 +73,10 @@ type Config struct {
 	// than a lost connection before its messages are dead-lettered one by one.
 	// Defaults to 5.
 	MaxAttempts int
+
+	// MaxDeliveries is how many dead workers may have held a message before
+	// it is quarantined and dead-lettered undecoded. Defaults to 10.
+	MaxDeliveries int
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -87,6 +91,7 @@ const (
 	DefaultLease         = 30 * time.Second
 	DefaultCacheTTL      = 24 * time.Hour
 	DefaultMaxAttempts   = 5
+	DefaultMaxDeliveries = 10
 )
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -120,6 +125,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
 	}
 	return c
 }
@@ -165,6 +173,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("REDPG_MAX_ATTEMPTS %d: must be at least 1", c.MaxAttempts))
+	}
+	if c.MaxDeliveries < 1 {
+		errs = append(errs, fmt.Errorf("REDPG_MAX_DELIVERIES %d: must be at least 1", c.MaxDeliveries))
 	}
 	return errors.Join(errs...)
 }
@@ -272,6 +283,7 @@ func FromEnv(get func(string) string) (Config, error) {
 	intVar("BATCH_SIZE", &c.BatchSize)
 	intVar("MAX_QUEUE_DEPTH", &c.MaxQueueDepth)
 	intVar("REDPG_MAX_ATTEMPTS", &c.MaxAttempts)
+	intVar("REDPG_MAX_DELIVERIES", &c.MaxDeliveries)
 	durVar("DEDUP_WINDOW_SECONDS", &c.DedupWindow, time.Second)
 	durVar("REDPG_LEASE", &c.Lease, time.Second)
 	durVar("REDPG_CACHE_TTL", &c.CacheTTL, time.Second)

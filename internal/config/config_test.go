@@ -243,6 +243,7 @@ func TestWithDefaults(t *testing.T) {
 	require.Equal(t, DefaultLease, d.Lease)
 	require.Equal(t, DefaultCacheTTL, d.CacheTTL)
 	require.Equal(t, DefaultMaxAttempts, d.MaxAttempts)
+	require.Equal(t, DefaultMaxDeliveries, d.MaxDeliveries)
 	require.Empty(t, d.PgBouncerURL, "workers connect directly by default")
 	require.Empty(t, d.KeyPrefix)
 	require.Equal(t, d.DatabaseURL, d.WorkerDatabaseURL())
@@ -256,7 +257,7 @@ func TestWithDefaults(t *testing.T) {
 
 	set := Config{DatabaseURL: "postgres://a@b/c", PgBouncerURL: "postgres://a@p/c", RedisURL: "redis://r:1/2", Schema: "s",
 		KeyPrefix: "k:", Workers: 9, BatchSize: 8, DedupWindow: time.Minute, MaxQueueDepth: 7, Lease: time.Second,
-		CacheTTL: time.Minute, MaxAttempts: 3, RedisCAFile: "ca.pem"}
+		CacheTTL: time.Minute, MaxAttempts: 3, MaxDeliveries: 4, RedisCAFile: "ca.pem"}
 	require.Equal(t, set, set.WithDefaults(), "set fields are kept")
 	require.Equal(t, "postgres://a@p/c", set.WorkerDatabaseURL())
 }

@@ -36,6 +36,9 @@ const (
 	ReasonUnknownCurrency = "unknown_currency"
 	ReasonUnknownZip      = "unknown_zip"
 	ReasonInfrastructure  = "infrastructure_failure"
+	// ReasonPoison marks a message that kept killing its workers (or made
+	// the decoder panic): it is dead-lettered without being decoded again.
+	ReasonPoison = "poison_message"
 )
 
 // Order is one decoded order message. Money is held in cents of the order's

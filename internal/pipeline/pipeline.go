@@ -47,6 +47,10 @@ type Config struct {
 	// reason before its messages are tried one by one and the failing ones
 	// dead-lettered. Defaults to 5.
 	MaxAttempts int
+	// MaxDeliveries is how many dead workers may have held a message before
+	// it is quarantined and dead-lettered undecoded as poison_message.
+	// Defaults to 10.
+	MaxDeliveries int
 	// IdleWait is the longest an idle worker sleeps before looking at the
 	// queue again; a pub/sub notice wakes it sooner. Defaults to 1s.
 	IdleWait time.Duration
@@ -58,17 +62,21 @@ type Config struct {
 	// Hooks are fault-injection points for tests; production code leaves
 	// them unset.
 	Hooks Hooks
+	// Timings, if set, collects how long workers spend in each step of a
+	// batch (see StageTimes). Defaults to nil: nothing is measured.
+	Timings *StageTimes
 }
 
 // Hooks are fault-injection points used by the crash-recovery tests
 // (internal/chaos) to stop a worker at a precise step of committing a
-// batch. Each hook, when set, is called with the worker's context and the
-// batch id. An error it returns is a failure at that step: inside the
-// transaction (BeforeStage, BeforePromote, BeforeCommit) the transaction
-// rolls back; after it (AfterCommit) the batch is left unacknowledged. A
-// hook that cancels the context passed to Run makes the worker stop right
-// there with the batch still claimed, as if the process had died. Only the
-// normal batch commit calls them, not the one-by-one fallback.
+// batch. Each hook, when set, is called with the batch's context and id.
+// An error it returns is a failure at that step: inside the transaction
+// (BeforeStage, BeforePromote, BeforeCommit) the transaction rolls back;
+// after it (AfterCommit) the batch is left unacknowledged. A hook that
+// cancels the context passed to Run and returns an error makes the worker
+// stop right there with the batch still claimed, as if the process had
+// died. Only the normal batch commit calls them, not the one-by-one
+// fallback.
 type Hooks struct {
 	// BeforeStage runs in the batch's transaction before COPY into staging.
 	BeforeStage func(ctx context.Context, batchID string) error
@@ -81,7 +89,7 @@ type Hooks struct {
 	AfterCommit func(ctx context.Context, batchID string) error
 }
 
-// call runs hook h if it is set.
+// call runs fn, one of h's hooks, if it is set.
 func (h Hooks) call(ctx context.Context, fn func(context.Context, string) error, batchID string) error {
 	if fn == nil {
 		return nil
@@ -163,7 +171,7 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 	if workerPG == nil {
 		workerPG = pg
 	}
-	q, err := queue.New(rdb, queue.Config{Keys: cfg.Keys, MaxDepth: cfg.MaxQueueDepth})
+	q, err := queue.New(rdb, queue.Config{Keys: cfg.Keys, MaxDepth: cfg.MaxQueueDepth, MaxDeliveries: cfg.MaxDeliveries})
 	if err != nil {
 		return nil, err
 	}

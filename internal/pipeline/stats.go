@@ -16,6 +16,7 @@ import (
 // Stats is a point-in-time picture of the pipeline, as `redpg stats` shows.
 type Stats struct {
 	QueueDepth       int64            `json:"queue_depth"`
+	Quarantined      int64            `json:"quarantined"`
 	Processing       int64            `json:"processing"`
 	Workers          int64            `json:"workers"`
 	DedupWindowSize  int64            `json:"dedup_window_size"`
@@ -40,7 +41,7 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return s, err
 	}
-	s.QueueDepth, s.Processing, s.Produced, s.Workers = q.Depth, q.InFlight, q.Produced, q.Workers
+	s.QueueDepth, s.Processing, s.Produced, s.Workers, s.Quarantined = q.Depth, q.InFlight, q.Produced, q.Workers, q.Quarantined
 	if s.DedupWindowSize, err = p.dedup.Size(ctx); err != nil {
 		return s, err
 	}
@@ -130,7 +131,7 @@ func (p *Pipeline) reconcileOnce(ctx context.Context) (Reconciliation, error) {
 	if err != nil {
 		return r, err
 	}
-	r.Produced, r.Queued, r.InFlight = q.Produced, q.Depth, q.InFlight
+	r.Produced, r.Queued, r.InFlight = q.Produced, q.Depth+q.Quarantined, q.InFlight
 	var c ledger.Counts
 	t := p.cfg.Tables
 	err = p.pg.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(sum(promoted),0), coalesce(sum(duplicates),0), coalesce(sum(rejected),0),

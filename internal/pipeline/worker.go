@@ -132,6 +132,7 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 			return nil
 		}
 		signal := wake.channel()
+		claimed := p.cfg.Timings.now()
 		b, err := p.queue.Claim(ctx, id, newID("b-"), p.cfg.BatchSize, time.Now().Add(p.cfg.Lease))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -143,6 +144,9 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 			continue
 		}
 		retry.reset()
+		if b != nil {
+			p.cfg.Timings.add(stepClaim, claimed)
+		}
 		if b == nil {
 			if opts.UntilEmpty {
 				empty, err := p.drained(ctx)
@@ -189,7 +193,18 @@ func (p *Pipeline) drained(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return s.Depth == 0 && s.InFlight == 0, nil
+	return s.Depth == 0 && s.InFlight == 0 && s.Quarantined == 0, nil
+}
+
+// decodeSafely decodes raw, turning a decoder panic — a bug, but one a
+// hostile payload must not turn into a crash loop — into a dead letter.
+func decodeSafely(raw []byte) (o order.Order, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &order.Rejection{Reason: order.ReasonPoison, Detail: fmt.Sprintf("the decoder panicked: %v", r)}
+		}
+	}()
+	return order.Decode(raw)
 }
 
 // prepared is a batch after decoding, de-duplication and enrichment.
@@ -213,7 +228,7 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 	raws := make([][]byte, 0, len(msgs))
 	seen := make(map[string]struct{}, len(msgs))
 	for _, raw := range msgs {
-		o, err := order.Decode(raw)
+		o, err := decodeSafely(raw)
 		if err != nil {
 			var rej *order.Rejection
 			if !errors.As(err, &rej) {
@@ -287,10 +302,15 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 			return ledger.Counts{}, p.settle(ctx, worker, b, status)
 		}
 	}
+	if b.Quarantined {
+		return p.quarantine(ctx, worker, b)
+	}
+	prepared := p.cfg.Timings.now()
 	pr, err := p.prepare(ctx, b.Messages)
 	if err != nil {
 		return ledger.Counts{}, err
 	}
+	p.cfg.Timings.add(stepPrepare, prepared)
 	var out outcome
 	retry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
 	// Attempts counts claims of this very batch, so a batch that kept
@@ -320,9 +340,11 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 	if out.status != "" {
 		return ledger.Counts{}, p.settle(ctx, worker, b, out.status)
 	}
+	p.cfg.Timings.durable(out.counts.Received, int64(len(pr.rows)), out.promoted)
 	if err := p.cfg.Hooks.call(ctx, p.cfg.Hooks.AfterCommit, b.ID); err != nil {
 		return ledger.Counts{}, err
 	}
+	acked := p.cfg.Timings.now()
 	if err := p.ack(ctx, worker, b.ID); err != nil {
 		return ledger.Counts{}, err
 	}
@@ -331,6 +353,7 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 		log.Warn("could not mark promoted ids in the dedup window", "err", err)
 	}
 	p.rdb.Publish(ctx, p.cfg.Keys.Events(), "promoted")
+	p.cfg.Timings.add(stepAck, acked)
 	return out.counts, nil
 }
 
@@ -364,24 +387,35 @@ func (p *Pipeline) ack(ctx context.Context, worker, batchID string) error {
 // commit stages, promotes and records the batch in one transaction.
 func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepared) (outcome, error) {
 	var out outcome
+	tm := p.cfg.Timings
+	began := tm.now()
+	var inner time.Duration // staging and promotion, told apart from BEGIN, ledger and COMMIT
 	err := pgx.BeginFunc(ctx, p.wpg, func(tx pgx.Tx) error {
 		out = outcome{}
 		h := p.cfg.Hooks
 		if err := h.call(ctx, h.BeforeStage, batchID); err != nil {
 			return err
 		}
+		staging := tm.now()
 		if _, err := stage.Copy(ctx, tx, p.cfg.Tables, batchID, pr.rows); err != nil {
 			return fmt.Errorf("stage: %w", err)
 		}
+		staged := tm.now()
 		if err := h.call(ctx, h.BeforePromote, batchID); err != nil {
 			return err
 		}
+		promoting := tm.now()
 		res, err := promote.Batch(ctx, tx, p.cfg.Tables, batchID)
 		if err != nil {
 			return err
 		}
 		if err := promote.Reject(ctx, tx, p.cfg.Tables, batchID, pr.rejects); err != nil {
 			return err
+		}
+		if tm != nil {
+			inner = staged.Sub(staging) + time.Since(promoting)
+			tm.sums[stepStage].Add(int64(staged.Sub(staging)))
+			tm.add(stepPromote, promoting)
 		}
 		out.promoted = res.Promoted
 		out.counts = ledger.Counts{
@@ -395,6 +429,9 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 		}
 		return h.call(ctx, h.BeforeCommit, batchID)
 	})
+	if tm != nil && err == nil {
+		tm.sums[stepCommit].Add(int64(time.Since(began) - inner))
+	}
 	if errors.Is(err, errDecided) {
 		return out, nil
 	}
@@ -483,4 +520,25 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 		return out, nil
 	}
 	return out, err
+}
+
+// quarantine dead-letters a batch of messages that each were in the hands
+// of MaxDeliveries workers that died, without decoding them: whatever in
+// them kills workers must not get another chance.
+func (p *Pipeline) quarantine(ctx context.Context, worker string, b *queue.Batch) (ledger.Counts, error) {
+	pr := &prepared{received: int64(len(b.Messages))}
+	for _, raw := range b.Messages {
+		pr.rejects = append(pr.rejects, promote.Rejection{Reason: order.ReasonPoison,
+			Detail: fmt.Sprintf("its batch was requeued %d times after the workers holding it died; not decoded again", p.queue.MaxDeliveries()),
+			Raw:    raw[:min(len(raw), maxDeadLetterPayload)]})
+	}
+	out, err := p.commit(ctx, worker, b.ID, pr)
+	if err != nil {
+		return ledger.Counts{}, err
+	}
+	if out.status != "" {
+		return ledger.Counts{}, p.settle(ctx, worker, b, out.status)
+	}
+	p.cfg.Logger.Warn("dead-lettered quarantined messages", "worker", worker, "batch", b.ID, "messages", len(b.Messages))
+	return out.counts, p.ack(ctx, worker, b.ID)
 }

@@ -30,12 +30,15 @@ import (
 //
 //	KEYS[1] ingestion list   KEYS[2] worker's processing list
 //	KEYS[3] worker's inflight hash   KEYS[4] workers lease set
+//	KEYS[5] quarantine list
 //	ARGV[1] worker id   ARGV[2] id for a new batch
 //	ARGV[3] most messages to take   ARGV[4] lease deadline, unix ms
 //
-// Returns {batch_id, {messages...}, attempts}, or an empty table when there
-// is nothing to do. A worker whose previous batch is still unacknowledged
-// gets that batch back (attempts incremented) rather than a new one.
+// Returns {batch_id, {messages...}, attempts, quarantined}, or an empty
+// table when there is nothing to do. A worker whose previous batch is still
+// unacknowledged gets that batch back (attempts incremented) rather than a
+// new one. Quarantined messages are served before the ingestion list, as a
+// batch of their own.
 var claimScript = redis.NewScript(`
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 if redis.call('LLEN', KEYS[2]) > 0 then
@@ -45,17 +48,23 @@ if redis.call('LLEN', KEYS[2]) > 0 then
     redis.call('HSET', KEYS[3], 'batch_id', id)
   end
   local attempts = redis.call('HINCRBY', KEYS[3], 'attempts', 1)
-  return {id, redis.call('LRANGE', KEYS[2], 0, -1), attempts}
+  local q = tonumber(redis.call('HGET', KEYS[3], 'quarantine') or '0')
+  return {id, redis.call('LRANGE', KEYS[2], 0, -1), attempts, q}
 end
-local items = redis.call('RPOP', KEYS[1], tonumber(ARGV[3]))
+local quarantined = 1
+local items = redis.call('RPOP', KEYS[5], tonumber(ARGV[3]))
+if not items then
+  quarantined = 0
+  items = redis.call('RPOP', KEYS[1], tonumber(ARGV[3]))
+end
 if not items then
   return {}
 end
 for i = 1, #items, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
 end
-redis.call('HSET', KEYS[3], 'batch_id', ARGV[2], 'attempts', 1)
-return {ARGV[2], items, 1}
+redis.call('HSET', KEYS[3], 'batch_id', ARGV[2], 'attempts', 1, 'quarantine', quarantined)
+return {ARGV[2], items, 1, quarantined}
 `)
 
 // ackScript drops a worker's processing list once its batch is durable.
@@ -75,10 +84,16 @@ return 1
 
 // requeueScript moves a worker's unacknowledged batch back to the consuming
 // end of the ingestion list, oldest message first, and forgets the worker.
+// Each message's redelivery count goes up; a message that reaches the limit
+// has now been in the hands of that many dead workers — likely the one
+// killing them — and goes to the quarantine list instead, so it cannot be
+// replayed forever.
 //
 //	KEYS[1] ingestion list   KEYS[2] processing list
 //	KEYS[3] inflight hash    KEYS[4] workers lease set
+//	KEYS[5] redelivery counts   KEYS[6] quarantine list
 //	ARGV[1] worker id        ARGV[2] batch id expected, "" for none
+//	ARGV[3] redeliveries before quarantine   ARGV[4] counts' lifetime, ms
 //
 // Returns the number of messages moved, or -1 when the worker holds another
 // batch than expected — it claimed a new one meanwhile, so it is alive and
@@ -88,14 +103,28 @@ local cur = redis.call('HGET', KEYS[3], 'batch_id') or ''
 if cur ~= ARGV[2] then
   return -1
 end
+local limit = tonumber(ARGV[3])
 local items = redis.call('LRANGE', KEYS[2], 0, -1)
 local n = #items
-for i = n, 1, -1000 do
-  local chunk = {}
-  for j = i, math.max(i - 999, 1), -1 do
-    chunk[#chunk + 1] = items[j]
+local back = {}
+for i = n, 1, -1 do
+  local h = redis.sha1hex(items[i])
+  if redis.call('HINCRBY', KEYS[5], h, 1) >= limit then
+    redis.call('HDEL', KEYS[5], h)
+    redis.call('LPUSH', KEYS[6], items[i])
+  else
+    back[#back + 1] = items[i]
+    if #back == 1000 then
+      redis.call('RPUSH', KEYS[1], unpack(back))
+      back = {}
+    end
   end
-  redis.call('RPUSH', KEYS[1], unpack(chunk))
+end
+if #back > 0 then
+  redis.call('RPUSH', KEYS[1], unpack(back))
+end
+if n > 0 then
+  redis.call('PEXPIRE', KEYS[5], ARGV[4])
 end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[1])
@@ -111,6 +140,9 @@ type Config struct {
 	MaxDepth int
 	// PushChunk is how many messages one LPUSH carries. Defaults to 5000.
 	PushChunk int
+	// MaxDeliveries is how many dead workers may have held a message before
+	// it is quarantined and dead-lettered undecoded. Defaults to 10.
+	MaxDeliveries int
 }
 
 // WithDefaults fills unset fields.
@@ -121,6 +153,9 @@ func (c Config) WithDefaults() Config {
 	if c.PushChunk == 0 {
 		c.PushChunk = 5000
 	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = 10
+	}
 	return c
 }
 
@@ -130,6 +165,9 @@ func (c Config) validate() error {
 	}
 	if c.PushChunk < 1 {
 		return fmt.Errorf("queue: PushChunk %d must be positive", c.PushChunk)
+	}
+	if c.MaxDeliveries < 1 {
+		return fmt.Errorf("queue: MaxDeliveries %d must be positive", c.MaxDeliveries)
 	}
 	return nil
 }
@@ -210,6 +248,9 @@ type Batch struct {
 	Messages [][]byte
 	// Attempts counts how often this worker has claimed this batch.
 	Attempts int64
+	// Quarantined batches hold messages that were in the hands of
+	// MaxDeliveries dead workers: dead-letter them, do not decode them.
+	Quarantined bool
 }
 
 // Claim takes up to n messages for worker, or returns the worker's
@@ -219,7 +260,7 @@ type Batch struct {
 func (q *Queue) Claim(ctx context.Context, worker, newID string, n int, leaseDeadline time.Time) (*Batch, error) {
 	k := q.cfg.Keys
 	res, err := claimScript.Run(ctx, q.rdb,
-		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers()},
+		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers(), k.Quarantine()},
 		worker, newID, n, leaseDeadline.UnixMilli()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim batch: %w", err)
@@ -227,13 +268,14 @@ func (q *Queue) Claim(ctx context.Context, worker, newID string, n int, leaseDea
 	if len(res) == 0 {
 		return nil, nil
 	}
-	if len(res) != 3 {
+	if len(res) != 4 {
 		return nil, fmt.Errorf("claim batch: unexpected reply of %d elements", len(res))
 	}
 	id, _ := res[0].(string)
 	items, _ := res[1].([]any)
 	attempts, _ := res[2].(int64)
-	b := &Batch{ID: id, Attempts: attempts, Messages: make([][]byte, 0, len(items))}
+	quarantined, _ := res[3].(int64)
+	b := &Batch{ID: id, Attempts: attempts, Quarantined: quarantined == 1, Messages: make([][]byte, 0, len(items))}
 	for _, it := range items {
 		s, _ := it.(string)
 		b.Messages = append(b.Messages, []byte(s))
@@ -288,7 +330,8 @@ func (q *Queue) Inflight(ctx context.Context, worker string) (string, int64, err
 func (q *Queue) Requeue(ctx context.Context, worker, batchID string) (int64, error) {
 	k := q.cfg.Keys
 	n, err := requeueScript.Run(ctx, q.rdb,
-		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers()}, worker, batchID).Int64()
+		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers(), k.Redeliveries(), k.Quarantine()},
+		worker, batchID, q.cfg.MaxDeliveries, redeliveryMemory.Milliseconds()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("requeue worker %s: %w", worker, err)
 	}
@@ -313,12 +356,19 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 `)
 
+// redeliveryMemory is how long a message's redelivery count is kept after
+// its last requeue.
+const redeliveryMemory = 24 * time.Hour
+
 // Release forgets a dead worker whose batch turned out to be durable
 // already: its messages are dropped from Redis, not requeued.
 func (q *Queue) Release(ctx context.Context, worker, batchID string) error {
 	k := q.cfg.Keys
 	return releaseScript.Run(ctx, q.rdb, []string{k.Processing(worker), k.Inflight(worker), k.Workers()}, worker, batchID).Err()
 }
+
+// MaxDeliveries is the redelivery limit before quarantine.
+func (q *Queue) MaxDeliveries() int { return q.cfg.MaxDeliveries }
 
 // Depth is the number of messages waiting in the ingestion list.
 func (q *Queue) Depth(ctx context.Context) (int64, error) {
@@ -362,39 +412,38 @@ func (q *Queue) Produced(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// Purge deletes every waiting message and every worker's processing list.
-// Produced is reduced by what was removed, so reconciliation still holds.
+// Purge deletes every waiting, quarantined and claimed message. Produced is
+// reduced by what was removed, so reconciliation still holds; stop
+// producers and workers first, or the counts may race.
 func (q *Queue) Purge(ctx context.Context) (int64, error) {
 	k := q.cfg.Keys
 	workers, err := q.rdb.ZRange(ctx, k.Workers(), 0, -1).Result()
 	if err != nil {
 		return 0, err
 	}
-	depth, err := q.Depth(ctx)
+	snap, err := q.Snapshot(ctx)
 	if err != nil {
 		return 0, err
 	}
-	inflight, err := q.InFlight(ctx)
-	if err != nil {
-		return 0, err
-	}
+	removed := snap.Depth + snap.InFlight + snap.Quarantined
 	pipe := q.rdb.TxPipeline()
-	pipe.Del(ctx, k.Queue())
+	pipe.Del(ctx, k.Queue(), k.Quarantine(), k.Redeliveries())
 	for _, w := range workers {
 		pipe.Del(ctx, k.Processing(w), k.Inflight(w))
 	}
 	pipe.Del(ctx, k.Workers())
-	pipe.DecrBy(ctx, k.Produced(), depth+inflight)
+	pipe.DecrBy(ctx, k.Produced(), removed)
 	_, err = pipe.Exec(ctx)
-	return depth + inflight, err
+	return removed, err
 }
 
 // countsScript reads every counter reconciliation needs in one atomic step.
 //
 //	KEYS[1] ingestion list   KEYS[2] workers lease set   KEYS[3] produced counter
+//	KEYS[4] quarantine list
 //	ARGV[1] processing list key prefix (worker id is appended)
 //
-// Returns {depth, in flight, produced, workers}.
+// Returns {depth, in flight, produced, workers, quarantined}.
 var countsScript = redis.NewScript(`
 local depth = redis.call('LLEN', KEYS[1])
 local workers = redis.call('ZRANGE', KEYS[2], 0, -1)
@@ -403,7 +452,7 @@ for _, w in ipairs(workers) do
   inflight = inflight + redis.call('LLEN', ARGV[1] .. w)
 end
 local produced = tonumber(redis.call('GET', KEYS[3]) or '0')
-return {depth, inflight, produced, #workers}
+return {depth, inflight, produced, #workers, redis.call('LLEN', KEYS[4])}
 `)
 
 // Snapshot is a consistent reading of the queue's counters.
@@ -412,17 +461,19 @@ type Snapshot struct {
 	InFlight int64 // claimed by workers, not yet acknowledged
 	Produced int64 // ever enqueued
 	Workers  int64 // workers holding a lease
+	// Quarantined messages wait to be dead-lettered undecoded.
+	Quarantined int64
 }
 
 // Snapshot reads the queue's counters atomically.
 func (q *Queue) Snapshot(ctx context.Context) (Snapshot, error) {
 	k := q.cfg.Keys
-	res, err := countsScript.Run(ctx, q.rdb, []string{k.Queue(), k.Workers(), k.Produced()}, k.Processing("")).Int64Slice()
+	res, err := countsScript.Run(ctx, q.rdb, []string{k.Queue(), k.Workers(), k.Produced(), k.Quarantine()}, k.Processing("")).Int64Slice()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("read queue counters: %w", err)
 	}
-	if len(res) != 4 {
+	if len(res) != 5 {
 		return Snapshot{}, fmt.Errorf("read queue counters: unexpected reply of %d elements", len(res))
 	}
-	return Snapshot{Depth: res[0], InFlight: res[1], Produced: res[2], Workers: res[3]}, nil
+	return Snapshot{Depth: res[0], InFlight: res[1], Produced: res[2], Workers: res[3], Quarantined: res[4]}, nil
 }
