@@ -141,14 +141,20 @@ until workers catch up: it never drops an order.`,
 			return nil
 		},
 	}
+	generatorFlags(cmd, &count, &gc, 0)
+	return cmd
+}
+
+// generatorFlags declares the flags shaping generated orders, shared by
+// generate and demo; they differ only in the default duplicate rate.
+func generatorFlags(cmd *cobra.Command, count *int, gc *generate.Config, duplicates float64) {
 	f := cmd.Flags()
-	f.IntVar(&count, "count", 10000, "number of orders")
-	f.Float64Var(&gc.Duplicates, "duplicates", 0, "fraction of re-sent earlier orders (0-1)")
+	f.IntVar(count, "count", 10000, "number of orders")
+	f.Float64Var(&gc.Duplicates, "duplicates", duplicates, "fraction of re-sent earlier orders (0-1)")
 	f.Float64Var(&gc.Invalid, "invalid", 0, "fraction of malformed or invalid orders (0-1)")
 	f.BoolVar(&gc.Burst, "burst", false, "give every order the same timestamp")
 	f.Uint64Var(&gc.Seed, "seed", 0, "random seed for a reproducible stream (0: random)")
 	f.IntVar(&gc.Customers, "customers", 1000, "size of the repeat-customer pool")
-	return cmd
 }
 
 func (a *app) ingestCommand() *cobra.Command {

@@ -103,11 +103,7 @@ per-run comparison is then skipped, the accounting check is not.`,
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.IntVar(&count, "count", 10000, "number of orders")
-	f.Float64Var(&gc.Duplicates, "duplicates", 0.05, "fraction of re-sent earlier orders")
-	f.Float64Var(&gc.Invalid, "invalid", 0, "fraction of malformed or invalid orders")
-	f.BoolVar(&gc.Burst, "burst", false, "give every order the same timestamp")
+	generatorFlags(cmd, &count, &gc, 0.05)
 	a.workerFlags(cmd, &opts)
 	return cmd
 }
