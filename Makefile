@@ -7,10 +7,10 @@ GO ?= go
 GOFMT ?= $(shell $(GO) env GOROOT 2>/dev/null)/bin/gofmt
 BIN_DIR := bin
 TEST_TIMEOUT ?= 14m
-FUZZ_TIME ?= 10s
+FUZZ_TIME ?= 8s
 
 # Fuzz smoke targets, as <package under ./internal>:<FuzzFunc>. Add more here.
-FUZZ_TARGETS := order:FuzzDecode config:FuzzParseDotEnv config:FuzzRedact
+FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact
 
 .DEFAULT_GOAL := help
 .PHONY: help build test test-race test-short fuzz bench lint demo services clean

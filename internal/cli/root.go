@@ -53,6 +53,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 		a.dlqCommand(),
 		a.clearCommand(),
 		a.demoCommand(),
+		a.benchmarkCommand(),
 	)
 	return root
 }

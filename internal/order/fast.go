@@ -1,6 +1,9 @@
 package order
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // This file is the fast path of Decode. encoding/json, with a reflected
 // struct, a json.RawMessage copy per number and a string per field, was
@@ -69,8 +72,8 @@ type fastWire struct {
 	raws [fastFields]json.RawMessage
 }
 
-// decodeFast decodes raw, already checked to be valid UTF-8, into f.w and
-// reports whether it could. The strings share one copy of raw; the raw
+// decode decodes raw, already checked to be valid UTF-8, into f.w and
+// reports whether it could. The strings share one allocation; the raw
 // numbers and timestamps alias raw itself, which Decode does not keep.
 func (f *fastWire) decode(raw []byte) bool {
 	p := fastParser{b: raw}
@@ -78,8 +81,9 @@ func (f *fastWire) decode(raw []byte) bool {
 	if !p.byte('{') {
 		return false
 	}
-	var all string // raw as a string, made on the first string value
 	var seen [fastFields]bool
+	var spans [fastFields][2]int // where each string field's contents are in raw
+	strLen := 0
 	p.ws()
 	if p.peek() == '}' {
 		p.i++
@@ -118,10 +122,8 @@ func (f *fastWire) decode(raw []byte) bool {
 				if !ok {
 					return false
 				}
-				if all == "" {
-					all = string(raw)
-				}
-				f.strs[field] = all[s:e]
+				spans[field] = [2]int{s, e}
+				strLen += e - s
 			}
 			p.ws()
 			if p.byte(',') {
@@ -136,6 +138,19 @@ func (f *fastWire) decode(raw []byte) bool {
 	p.ws()
 	if p.i != len(raw) {
 		return false
+	}
+	// One allocation holds every string field, rather than one each or a
+	// copy of the whole message: a batch keeps its orders until it commits.
+	var b strings.Builder
+	b.Grow(strLen)
+	for _, sp := range spans {
+		b.Write(raw[sp[0]:sp[1]])
+	}
+	all, off := b.String(), 0
+	for field, sp := range spans {
+		n := sp[1] - sp[0]
+		f.strs[field] = all[off : off+n]
+		off += n
 	}
 	ptr := func(field fastField) *string {
 		if !seen[field] {

@@ -36,39 +36,37 @@ func (r Result) Duplicates() int64 { return r.Staged - int64(len(r.Promoted)) - 
 // fill what a stale snapshot lacked, so a cache miss never drops an order
 // silently. Rows are inserted in order_id order so that two batches sharing
 // ids cannot deadlock on each other's speculative inserts.
+//
+// Valid rows and rejected rows are selected from staging separately, each
+// with only the joins and columns it needs: one common CTE of the whole
+// enriched batch, referenced twice, would be materialised, and at a few
+// thousand rows of raw_data it spills to temporary files. The insert's
+// conditions are exactly "the reject branch finds no reason": inner joins
+// where that branch checks for a missing lookup row, and the negations of
+// its range checks (staging's quantity, unit_price and order_timestamp are
+// NOT NULL, so no NULL slips between the two).
 const batchSQL = `
-WITH s AS (
-  SELECT st.order_id, st.customer_id, st.product_id,
-         coalesce(st.product_name, p.product_name) AS product_name,
-         coalesce(st.category, p.category) AS category,
-         st.quantity, st.unit_price, st.currency, st.total_amount,
-         coalesce(st.total_amount_usd, round(st.total_amount / c.units_per_usd, 2)) AS total_amount_usd,
-         st.zip_code,
-         coalesce(st.city, z.city) AS city, coalesce(st.state, z.state) AS state,
-         coalesce(st.country, z.country) AS country, coalesce(st.shipping_zone, z.shipping_zone) AS shipping_zone,
-         st.order_timestamp, st.raw_data,
-         CASE
-           WHEN p.product_id IS NULL THEN '` + order.ReasonUnknownProduct + `'
-           WHEN c.currency_code IS NULL THEN '` + order.ReasonUnknownCurrency + `'
-           WHEN z.zip_code IS NULL THEN '` + order.ReasonUnknownZip + `'
-           WHEN st.quantity NOT BETWEEN 1 AND 1000 THEN '` + order.ReasonQuantityRange + `'
-           WHEN st.unit_price <= 0 THEN '` + order.ReasonPriceNotPos + `'
-           WHEN st.order_timestamp > now() + interval '` + FutureTolerance + `' THEN '` + order.ReasonFutureTimestamp + `'
-         END AS reason
-  FROM %[1]s st
-  LEFT JOIN %[2]s p ON p.product_id = st.product_id
-  LEFT JOIN %[3]s c ON c.currency_code = st.currency
-  LEFT JOIN %[4]s z ON z.zip_code = st.zip_code
-  WHERE st.batch_id = $1
-), ins AS (
+WITH ins AS (
   INSERT INTO %[5]s (order_id, customer_id, product_id, product_name, category, quantity, unit_price,
                      currency, total_amount, total_amount_usd, zip_code, city, state, country,
                      shipping_zone, order_timestamp, raw_data)
-  SELECT order_id, customer_id, product_id, product_name, category, quantity, unit_price,
-         currency, total_amount, total_amount_usd, zip_code, city, state, country,
-         shipping_zone, order_timestamp, raw_data
-  FROM s WHERE reason IS NULL
-  ORDER BY order_id
+  SELECT st.order_id, st.customer_id, st.product_id,
+         coalesce(st.product_name, p.product_name), coalesce(st.category, p.category),
+         st.quantity, st.unit_price, st.currency, st.total_amount,
+         coalesce(st.total_amount_usd, round(st.total_amount / c.units_per_usd, 2)),
+         st.zip_code,
+         coalesce(st.city, z.city), coalesce(st.state, z.state),
+         coalesce(st.country, z.country), coalesce(st.shipping_zone, z.shipping_zone),
+         st.order_timestamp, st.raw_data
+  FROM %[1]s st
+  JOIN %[2]s p ON p.product_id = st.product_id
+  JOIN %[3]s c ON c.currency_code = st.currency
+  JOIN %[4]s z ON z.zip_code = st.zip_code
+  WHERE st.batch_id = $1
+    AND st.quantity BETWEEN 1 AND 1000
+    AND st.unit_price > 0
+    AND st.order_timestamp <= now() + interval '` + FutureTolerance + `'
+  ORDER BY st.order_id
   ON CONFLICT (order_id) DO NOTHING
   RETURNING order_id
 ), rej AS (
@@ -83,7 +81,24 @@ WITH s AS (
            ELSE format('order_timestamp %%s is more than ` + FutureTolerance + ` ahead', order_timestamp)
          END,
          convert_to(raw_data::text, 'UTF8'), $1
-  FROM s WHERE reason IS NOT NULL
+  FROM (
+    SELECT st.order_id, st.product_id, st.currency, st.zip_code, st.quantity, st.unit_price,
+           st.order_timestamp, st.raw_data,
+           CASE
+             WHEN p.product_id IS NULL THEN '` + order.ReasonUnknownProduct + `'
+             WHEN c.currency_code IS NULL THEN '` + order.ReasonUnknownCurrency + `'
+             WHEN z.zip_code IS NULL THEN '` + order.ReasonUnknownZip + `'
+             WHEN st.quantity NOT BETWEEN 1 AND 1000 THEN '` + order.ReasonQuantityRange + `'
+             WHEN st.unit_price <= 0 THEN '` + order.ReasonPriceNotPos + `'
+             WHEN st.order_timestamp > now() + interval '` + FutureTolerance + `' THEN '` + order.ReasonFutureTimestamp + `'
+           END AS reason
+    FROM %[1]s st
+    LEFT JOIN %[2]s p ON p.product_id = st.product_id
+    LEFT JOIN %[3]s c ON c.currency_code = st.currency
+    LEFT JOIN %[4]s z ON z.zip_code = st.zip_code
+    WHERE st.batch_id = $1
+  ) s
+  WHERE reason IS NOT NULL
   RETURNING 1
 ), del AS (
   DELETE FROM %[1]s WHERE batch_id = $1 RETURNING 1

@@ -4,7 +4,6 @@
 package transform
 
 import (
-	"encoding/json"
 	"math"
 
 	"github.com/redpg/redpg/internal/lookup"
@@ -37,28 +36,61 @@ func ToUSDCents(cents int64, unitsPerUSD float64) int64 {
 // Apply enriches orders from snap.
 func Apply(orders []order.Order, snap *lookup.Snapshot) []Row {
 	rows := make([]Row, len(orders))
+	e := newEnricher(snap, len(orders))
 	for i := range orders {
-		rows[i] = One(orders[i], snap)
+		e.enrich(&rows[i], &orders[i], i)
 	}
 	return rows
 }
 
 // One enriches a single order.
 func One(o order.Order, snap *lookup.Snapshot) Row {
-	r := Row{Order: o}
+	var r Row
+	newEnricher(snap, 1).enrich(&r, &o, 0)
+	return r
+}
+
+// enricher enriches the orders of one batch, allocating per batch rather
+// than per row. Each row still gets its own copies of the values its
+// pointers reach, so changing one row changes no other row nor the
+// snapshot: the copies are slots of slices shared by the batch, and
+// raw_data is carved from large buffers.
+type enricher struct {
+	snap  *lookup.Snapshot
+	strs  []string // per row: product name, category, city, state, country, zone
+	usd   []int64  // per row
+	arena []byte   // raw_data of consecutive rows
+}
+
+// arenaSize is the raw_data buffer allocated at a time: about 500 rows.
+const arenaSize = 256 << 10
+
+func newEnricher(snap *lookup.Snapshot, rows int) *enricher {
+	return &enricher{snap: snap, strs: make([]string, 6*rows), usd: make([]int64, rows)}
+}
+
+func (e *enricher) enrich(r *Row, o *order.Order, i int) {
+	r.Order = *o
 	// Decoding bounds |quantity × unit price| to 1e14 cents (1000 units at
 	// the largest price), so the product fits an int64 and numeric(16,2).
 	r.TotalCents = o.UnitPriceCents * o.Quantity
-	if p, ok := snap.Products[o.ProductID]; ok {
-		r.ProductName, r.Category = &p.Name, &p.Category
+	s := e.strs[6*i : 6*i+6 : 6*i+6]
+	if p, ok := e.snap.Products[o.ProductID]; ok {
+		s[0], s[1] = p.Name, p.Category
+		r.ProductName, r.Category = &s[0], &s[1]
 	}
-	if rate, ok := snap.Currencies[o.Currency]; ok && rate > 0 {
-		usd := ToUSDCents(r.TotalCents, rate)
-		r.TotalUSDCents = &usd
+	if rate, ok := e.snap.Currencies[o.Currency]; ok && rate > 0 {
+		e.usd[i] = ToUSDCents(r.TotalCents, rate)
+		r.TotalUSDCents = &e.usd[i]
 	}
-	if z, ok := snap.Zips[o.ZipCode]; ok {
-		r.City, r.State, r.Country, r.ShippingZone = &z.City, &z.State, &z.Country, &z.Zone
+	if z, ok := e.snap.Zips[o.ZipCode]; ok {
+		s[2], s[3], s[4], s[5] = z.City, z.State, z.Country, z.Zone
+		r.City, r.State, r.Country, r.ShippingZone = &s[2], &s[3], &s[4], &s[5]
 	}
-	r.RawData, _ = json.Marshal(o.Message()) // strings and ints only: cannot fail
-	return r
+	if need := maxMessageLen(o); cap(e.arena)-len(e.arena) < need {
+		e.arena = make([]byte, 0, max(arenaSize, need))
+	}
+	start := len(e.arena)
+	e.arena = appendMessage(e.arena, o)
+	r.RawData = e.arena[start:len(e.arena):len(e.arena)]
 }
