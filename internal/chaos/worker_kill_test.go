@@ -150,7 +150,10 @@ func TestWorkerSIGKILL(t *testing.T) {
 	require.NotContains(t, all, "panic")
 
 	requireExactlyOnce(t, env, want)
-	require.Equal(t, int64(gen.counts.Invalid), env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()))
+	var reasons string
+	require.NoError(t, env.PG.QueryRow(context.Background(), "SELECT coalesce(string_agg(reason || '=' || n, ', '), '') FROM (SELECT reason, count(*) AS n FROM "+
+		env.Tables.Rejected()+" GROUP BY reason) r").Scan(&reasons))
+	require.Equal(t, int64(gen.counts.Invalid), env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()), "dead letters by reason: %s", reasons)
 	requireDrained(t, env, nil)
 	out, errOut, code := runRedpg(t, environ, "reconcile")
 	require.Equal(t, 0, code, "reconcile:\n%s%s", out, errOut)

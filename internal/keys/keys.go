@@ -23,10 +23,6 @@ func (s Space) Processing(worker string) string { return s.Prefix + "orders:proc
 // Inflight is the hash describing a worker's claimed batch (batch_id, attempts).
 func (s Space) Inflight(worker string) string { return s.Prefix + "orders:inflight:" + worker }
 
-// Redeliveries counts, per message (by SHA-1 of its bytes), how often a
-// dead worker's batch holding it was requeued.
-func (s Space) Redeliveries() string { return s.Prefix + "orders:redeliveries" }
-
 // Quarantine holds messages requeued too often: each killed the worker that
 // held it, so they are dead-lettered without being decoded again.
 func (s Space) Quarantine() string { return s.Prefix + "orders:quarantine" }

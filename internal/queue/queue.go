@@ -15,6 +15,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,16 +85,18 @@ return 1
 
 // requeueScript moves a worker's unacknowledged batch back to the consuming
 // end of the ingestion list, oldest message first, and forgets the worker.
-// Each message's redelivery count goes up; a message that reaches the limit
-// has now been in the hands of that many dead workers — likely the one
-// killing them — and goes to the quarantine list instead, so it cannot be
-// replayed forever.
+// Each message it moves is wrapped in a redelivery envelope (see Unwrap)
+// counting how many dead workers held that very copy; a copy that reaches
+// the limit was in the hands of that many dead workers — likely the one
+// killing them — and goes to the quarantine list unwrapped instead, so it
+// cannot be replayed forever. Counting per copy, not per content, keeps an
+// innocent duplicate from inheriting its twin's deaths.
 //
 //	KEYS[1] ingestion list   KEYS[2] processing list
 //	KEYS[3] inflight hash    KEYS[4] workers lease set
-//	KEYS[5] redelivery counts   KEYS[6] quarantine list
+//	KEYS[5] quarantine list
 //	ARGV[1] worker id        ARGV[2] batch id expected, "" for none
-//	ARGV[3] redeliveries before quarantine   ARGV[4] counts' lifetime, ms
+//	ARGV[3] redeliveries before quarantine
 //
 // Returns the number of messages moved, or -1 when the worker holds another
 // batch than expected — it claimed a new one meanwhile, so it is alive and
@@ -108,12 +111,19 @@ local items = redis.call('LRANGE', KEYS[2], 0, -1)
 local n = #items
 local back = {}
 for i = n, 1, -1 do
-  local h = redis.sha1hex(items[i])
-  if redis.call('HINCRBY', KEYS[5], h, 1) >= limit then
-    redis.call('HDEL', KEYS[5], h)
-    redis.call('LPUSH', KEYS[6], items[i])
+  local body, count = items[i], 0
+  if string.sub(body, 1, 3) == '\030RD' then
+    local sep = string.find(body, '\031', 4, true)
+    if sep then
+      count = tonumber(string.sub(body, 4, sep - 1)) or 0
+      body = string.sub(body, sep + 1)
+    end
+  end
+  count = count + 1
+  if count >= limit then
+    redis.call('LPUSH', KEYS[5], body)
   else
-    back[#back + 1] = items[i]
+    back[#back + 1] = '\030RD' .. count .. '\031' .. body
     if #back == 1000 then
       redis.call('RPUSH', KEYS[1], unpack(back))
       back = {}
@@ -123,13 +133,33 @@ end
 if #back > 0 then
   redis.call('RPUSH', KEYS[1], unpack(back))
 end
-if n > 0 then
-  redis.call('PEXPIRE', KEYS[5], ARGV[4])
-end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[1])
 return n
 `)
+
+// envelope is the prefix requeueScript puts before a redelivered message:
+// ASCII record separator, "RD", the redelivery count, unit separator. No
+// JSON message starts with a control character, so it cannot be mistaken
+// for a producer's bytes.
+const envelope = "\x1eRD"
+
+// Unwrap returns a message without its redelivery envelope, and how many
+// dead workers held it (0 for a first delivery).
+func Unwrap(msg []byte) ([]byte, int) {
+	if !bytes.HasPrefix(msg, []byte(envelope)) {
+		return msg, 0
+	}
+	sep := bytes.IndexByte(msg[len(envelope):], 0x1f)
+	if sep < 0 {
+		return msg, 0
+	}
+	n, err := strconv.Atoi(string(msg[len(envelope) : len(envelope)+sep]))
+	if err != nil {
+		return msg, 0
+	}
+	return msg[len(envelope)+sep+1:], n
+}
 
 // Config configures a Queue.
 type Config struct {
@@ -278,7 +308,8 @@ func (q *Queue) Claim(ctx context.Context, worker, newID string, n int, leaseDea
 	b := &Batch{ID: id, Attempts: attempts, Quarantined: quarantined == 1, Messages: make([][]byte, 0, len(items))}
 	for _, it := range items {
 		s, _ := it.(string)
-		b.Messages = append(b.Messages, []byte(s))
+		msg, _ := Unwrap([]byte(s))
+		b.Messages = append(b.Messages, msg)
 	}
 	return b, nil
 }
@@ -330,8 +361,8 @@ func (q *Queue) Inflight(ctx context.Context, worker string) (string, int64, err
 func (q *Queue) Requeue(ctx context.Context, worker, batchID string) (int64, error) {
 	k := q.cfg.Keys
 	n, err := requeueScript.Run(ctx, q.rdb,
-		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers(), k.Redeliveries(), k.Quarantine()},
-		worker, batchID, q.cfg.MaxDeliveries, redeliveryMemory.Milliseconds()).Int64()
+		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers(), k.Quarantine()},
+		worker, batchID, q.cfg.MaxDeliveries).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("requeue worker %s: %w", worker, err)
 	}
@@ -355,10 +386,6 @@ redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 `)
-
-// redeliveryMemory is how long a message's redelivery count is kept after
-// its last requeue.
-const redeliveryMemory = 24 * time.Hour
 
 // Release forgets a dead worker whose batch turned out to be durable
 // already: its messages are dropped from Redis, not requeued.
@@ -427,7 +454,7 @@ func (q *Queue) Purge(ctx context.Context) (int64, error) {
 	}
 	removed := snap.Depth + snap.InFlight + snap.Quarantined
 	pipe := q.rdb.TxPipeline()
-	pipe.Del(ctx, k.Queue(), k.Quarantine(), k.Redeliveries())
+	pipe.Del(ctx, k.Queue(), k.Quarantine())
 	for _, w := range workers {
 		pipe.Del(ctx, k.Processing(w), k.Inflight(w))
 	}

@@ -494,3 +494,37 @@ func TestClaimFailsOnAClosedClient(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, errors.Is(err, redis.ErrClosed), "got %v", err)
 }
+
+// TestRequeuedMessagesComeBackUnchanged: the redelivery envelope the requeue
+// script adds is invisible to consumers, and each copy is counted on its own.
+func TestRequeuedMessagesComeBackUnchanged(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	q := newQueue(t, env, queue.Config{MaxDeliveries: 3})
+	payload := []byte(`{"order_id":"same bytes twice"}`)
+	require.NoError(t, q.Push(ctx, [][]byte{payload}, nil))
+	for i := 1; i <= 2; i++ {
+		b, err := q.Claim(ctx, "w", fmt.Sprintf("b-%d", i), 10, time.Now().Add(-time.Second))
+		require.NoError(t, err)
+		require.Equal(t, [][]byte{payload}, b.Messages, "claim %d sees the producer's bytes", i)
+		n, err := q.Requeue(ctx, "w", b.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), n)
+	}
+	// A fresh copy with the same bytes starts its own count.
+	require.NoError(t, q.Push(ctx, [][]byte{payload}, nil))
+	b, err := q.Claim(ctx, "w", "b-3", 10, time.Now().Add(-time.Second))
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{payload, payload}, b.Messages)
+	_, err = q.Requeue(ctx, "w", b.ID)
+	require.NoError(t, err)
+	snap, err := q.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), snap.Quarantined, "only the copy held by three dead workers is quarantined")
+	require.Equal(t, int64(1), snap.Depth, "the fresh copy (one death) is requeued")
+
+	raw, n := queue.Unwrap(payload)
+	require.Equal(t, payload, raw)
+	require.Zero(t, n)
+}
