@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redpg/redpg/internal/order"
@@ -107,6 +108,7 @@ type Generator struct {
 	rates      map[string]float64
 	zips       []string
 	sent       [][]byte // recent valid messages, for duplicates
+	scratch    []byte   // reused while building a message
 	seq        int
 	counts     Counts
 }
@@ -170,7 +172,10 @@ func (g *Generator) Batch(n int) [][]byte {
 	return out
 }
 
-func (g *Generator) message() order.Message {
+// message draws the next valid order. Strings are built with strconv
+// rather than fmt: the producer's cost per order decides how close enqueue
+// gets to a raw LPUSH.
+func (g *Generator) message() order.Order {
 	g.seq++
 	prod := g.products[g.rng.IntN(len(g.products))]
 	cur := g.currencies[g.rng.IntN(len(g.currencies))]
@@ -184,30 +189,54 @@ func (g *Generator) message() order.Message {
 		local = 1
 	}
 	cust := g.rng.IntN(g.cfg.Customers) + 1
-	return order.Message{
-		OrderID:        fmt.Sprintf("ORD-%s-%08d", g.cfg.RunID, g.seq),
-		CustomerID:     fmt.Sprintf("CUST-%05d", cust),
+	b := g.scratch[:0]
+	b = appendPadded(append(b, "ORD-"+g.cfg.RunID+"-"...), g.seq, 8)
+	orderID := string(b)
+	b = appendPadded(append(b[:0], "CUST-"...), cust, 5)
+	customerID := string(b)
+	b = append(b[:0], "198.51."...)
+	b = append(strconv.AppendInt(b, int64(cust/250%256), 10), '.')
+	ip := string(strconv.AppendInt(b, int64(cust%250+1), 10))
+	b = append(b[:0], "sess-"+g.cfg.RunID+"-"...)
+	b = append(strconv.AppendInt(b, int64(cust), 10), '-')
+	session := string(strconv.AppendInt(b, int64(g.seq/7), 10))
+	g.scratch = b
+	return order.Order{
+		OrderID:        orderID,
+		CustomerID:     customerID,
 		ProductID:      prod,
 		Quantity:       int64(1 + g.rng.IntN(5)),
-		UnitPrice:      order.FormatCents(local),
+		UnitPriceCents: local,
 		Currency:       cur,
 		ZipCode:        g.zips[g.rng.IntN(len(g.zips))],
-		OrderTimestamp: ts.UTC().Format(time.RFC3339Nano),
+		OrderTimestamp: ts.UTC(),
 		UserAgent:      userAgents[cust%len(userAgents)],
-		IP:             fmt.Sprintf("198.51.%d.%d", cust/250%256, cust%250+1),
-		SessionID:      fmt.Sprintf("sess-%s-%d-%d", g.cfg.RunID, cust, g.seq/7),
+		IP:             ip,
+		SessionID:      session,
 	}
 }
 
+// appendPadded appends n in decimal, zero-padded to width digits.
+func appendPadded(b []byte, n, width int) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], int64(n), 10)
+	for i := len(d); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, d...)
+}
+
 func (g *Generator) valid() []byte {
-	b, _ := json.Marshal(g.message()) // a struct of strings and ints cannot fail
-	return b
+	o := g.message()
+	g.scratch = order.AppendMessage(g.scratch[:0], &o)
+	return append([]byte(nil), g.scratch...)
 }
 
 // invalid returns one of several kinds of broken message, each of which the
 // pipeline must dead-letter with a specific reason.
 func (g *Generator) invalid() []byte {
-	m := g.message()
+	o := g.message()
+	m := o.Message()
 	switch g.rng.IntN(7) {
 	case 0:
 		return []byte(`{"order_id": "` + m.OrderID + `", "customer_id": `) // truncated JSON

@@ -87,10 +87,10 @@ func (e *enricher) enrich(r *Row, o *order.Order, i int) {
 		s[2], s[3], s[4], s[5] = z.City, z.State, z.Country, z.Zone
 		r.City, r.State, r.Country, r.ShippingZone = &s[2], &s[3], &s[4], &s[5]
 	}
-	if need := maxMessageLen(o); cap(e.arena)-len(e.arena) < need {
+	if need := order.MaxMessageLen(o); cap(e.arena)-len(e.arena) < need {
 		e.arena = make([]byte, 0, max(arenaSize, need))
 	}
 	start := len(e.arena)
-	e.arena = appendMessage(e.arena, o)
+	e.arena = order.AppendMessage(e.arena, o)
 	r.RawData = e.arena[start:len(e.arena):len(e.arena)]
 }

@@ -1,4 +1,4 @@
-package transform
+package order
 
 import (
 	"math"
@@ -6,24 +6,25 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/redpg/redpg/internal/order"
 )
 
-// raw_data is the normalised message, json.Marshal(o.Message()). Encoding
-// it by reflection was a worker's second largest CPU cost, so it is
+// The normalised message, json.Marshal(o.Message()), is what raw_data
+// stores and what the generator sends. Encoding it by reflection was a
+// worker's second largest CPU cost and the producer's largest, so it is
 // written out here field by field, byte for byte what json.Marshal writes
-// (TestAppendMessageMatchesMarshal and its fuzz target hold it to that).
+// (transform's TestAppendMessageMatchesMarshal and FuzzRawDataMatchesMarshal
+// hold it to that).
 
-// maxMessageLen bounds the length of o's normalised message: every byte of
+// MaxMessageLen bounds the length of o's normalised message: every byte of
 // a string may become a six-byte escape.
-func maxMessageLen(o *order.Order) int {
+func MaxMessageLen(o *Order) int {
 	n := len(o.OrderID) + len(o.CustomerID) + len(o.ProductID) + len(o.Currency) + len(o.ZipCode) +
 		len(o.UserAgent) + len(o.IP) + len(o.SessionID)
 	return 6*n + 256
 }
 
-// appendMessage appends json.Marshal(o.Message()) to b.
-func appendMessage(b []byte, o *order.Order) []byte {
+// AppendMessage appends json.Marshal(o.Message()) to b.
+func AppendMessage(b []byte, o *Order) []byte {
 	b = append(b, `{"order_id":`...)
 	b = appendString(b, o.OrderID)
 	b = append(b, `,"customer_id":`...)
@@ -56,10 +57,10 @@ func appendMessage(b []byte, o *order.Order) []byte {
 	return append(b, '}')
 }
 
-// appendCents appends order.FormatCents(c) as a JSON string.
+// appendCents appends FormatCents(c) as a JSON string.
 func appendCents(b []byte, c int64) []byte {
 	if c == math.MinInt64 { // FormatCents's own rendering of the one value it cannot negate
-		return appendString(b, order.FormatCents(c))
+		return appendString(b, FormatCents(c))
 	}
 	b = append(b, '"')
 	if c < 0 {
