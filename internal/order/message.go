@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
 )
 
 // The normalised message, json.Marshal(o.Message()), is what raw_data
