@@ -313,8 +313,10 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 	p.cfg.Timings.add(stepPrepare, prepared)
 	var out outcome
 	retry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
-	// Attempts counts claims of this very batch, so a batch that kept
-	// crashing its workers also ends in the one-by-one fallback.
+	// Attempts counts this worker's claims of this very batch, so failures
+	// before a re-claim count too. Messages that kill their workers are not
+	// caught here (a dead worker's batch is requeued as a new one) but by
+	// the requeue's per-copy redelivery count and quarantine.
 	failures := int(b.Attempts) - 1
 	for {
 		if failures < p.cfg.MaxAttempts {
