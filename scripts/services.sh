@@ -247,6 +247,7 @@ pgb_admin_works() {
 # whose pid was reused by something else must never get that process killed).
 pid_alive() {
 	[ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null || return 1
+	! proc_gone "$1" || return 1 # a killed pgbouncer nobody reaped is a zombie
 	if [ -r "/proc/$1/comm" ]; then
 		[ "$(cat "/proc/$1/comm" 2>/dev/null)" = pgbouncer ]
 	fi
@@ -379,6 +380,13 @@ start_pgbouncer() {
 	[ -n "$bin" ] || die "pgbouncer: binary not found"
 	write_pgbouncer_config
 	runas=$(pgb_user)
+	# A pgbouncer killed without a chance to clean up (CI ends every process
+	# a session left running) leaves its pidfile, and a new one refuses to
+	# start while it exists.
+	if [ -f "$PGB_PIDFILE" ] && ! pid_alive "$(read_pidfile "$PGB_PIDFILE")"; then
+		log "pgbouncer: removing stale pidfile $PGB_PIDFILE"
+		rm -f "$PGB_PIDFILE"
+	fi
 	(
 		# 800 clients + server connections need more than the usual 1024 fds.
 		nofile=$(ulimit -n)
