@@ -17,7 +17,6 @@ import (
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/promote"
-	"github.com/redpg/redpg/internal/schema"
 	"github.com/redpg/redpg/internal/stage"
 	"github.com/redpg/redpg/internal/testenv"
 	"github.com/redpg/redpg/internal/transform"
@@ -87,18 +86,7 @@ func requireViewsMatch(t *testing.T, ctx context.Context, env *testenv.Env, p *p
 	res, err := p.Promote(ctx)
 	require.NoError(t, err)
 	require.Zero(t, res.Batches, "workers leave nothing in staging")
-	var wantCount int64
-	var wantRevenue string
-	require.NoError(t, env.PG.QueryRow(ctx, "SELECT count(*), coalesce(sum(total_amount_usd), 0)::text FROM "+env.Tables.Orders()).
-		Scan(&wantCount, &wantRevenue))
-	for _, v := range schema.Views {
-		var count int64
-		var revenue string
-		require.NoError(t, env.PG.QueryRow(ctx, "SELECT coalesce(sum(order_count), 0)::bigint, coalesce(sum(total_revenue_usd), 0)::text FROM "+
-			env.Tables.View(v)).Scan(&count, &revenue))
-		require.Equal(t, wantCount, count, v)
-		require.Equal(t, wantRevenue, revenue, v)
-	}
+	env.RequireViewsMatchOrders(t)
 }
 
 // TestEndToEnd is the "Done when": 20,000 orders with 5% duplicates

@@ -170,3 +170,31 @@ func (e *Env) Count(t testing.TB, sql string, args ...any) int64 {
 	}
 	return n
 }
+
+// RequireViewsMatchOrders fails t unless every materialized view's order
+// count and revenue total equal the same aggregates taken directly over
+// orders: the check that a refresh summarised what was promoted.
+func (e *Env) RequireViewsMatchOrders(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	var wantCount int64
+	var wantRevenue string
+	if err := e.PG.QueryRow(ctx, "SELECT count(*), coalesce(sum(total_amount_usd), 0)::text FROM "+e.Tables.Orders()).
+		Scan(&wantCount, &wantRevenue); err != nil {
+		t.Fatalf("aggregate orders: %v", err)
+	}
+	for _, v := range schema.Views {
+		var count int64
+		var revenue string
+		if err := e.PG.QueryRow(ctx, "SELECT coalesce(sum(order_count), 0)::bigint, coalesce(sum(total_revenue_usd), 0)::text FROM "+
+			e.Tables.View(v)).Scan(&count, &revenue); err != nil {
+			t.Fatalf("aggregate %s: %v", v, err)
+		}
+		if count != wantCount {
+			t.Errorf("%s: order_count sums to %d, orders has %d rows", v, count, wantCount)
+		}
+		if revenue != wantRevenue {
+			t.Errorf("%s: total_revenue_usd sums to %s, orders to %s", v, revenue, wantRevenue)
+		}
+	}
+}

@@ -49,31 +49,13 @@ func promoteGenerated(t *testing.T, env *testenv.Env, batchID string, n int, see
 	}))
 }
 
-// requireViewsMatchOrders compares each view's totals with direct aggregates.
-func requireViewsMatchOrders(t *testing.T, env *testenv.Env) {
-	t.Helper()
-	ctx := context.Background()
-	var wantCount int64
-	var wantRevenue string
-	require.NoError(t, env.PG.QueryRow(ctx, "SELECT count(*), coalesce(sum(total_amount_usd), 0)::text FROM "+env.Tables.Orders()).
-		Scan(&wantCount, &wantRevenue))
-	for _, v := range schema.Views {
-		var count int64
-		var revenue string
-		require.NoError(t, env.PG.QueryRow(ctx, "SELECT coalesce(sum(order_count), 0)::bigint, coalesce(sum(total_revenue_usd), 0)::text FROM "+
-			env.Tables.View(v)).Scan(&count, &revenue))
-		require.Equal(t, wantCount, count, "%s order_count", v)
-		require.Equal(t, wantRevenue, revenue, "%s total_revenue_usd", v)
-	}
-}
-
 func TestRefreshMatchesDirectAggregates(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
 	ctx := context.Background()
 	promoteGenerated(t, env, "b-1", 300, 1)
 	require.NoError(t, views.Refresh(ctx, env.PG, env.Tables))
-	requireViewsMatchOrders(t, env)
+	env.RequireViewsMatchOrders(t)
 
 	counts, err := views.Counts(ctx, env.PG, env.Tables)
 	require.NoError(t, err)
@@ -86,7 +68,7 @@ func TestRefreshMatchesDirectAggregates(t *testing.T) {
 	// A second refresh (CONCURRENTLY, as the views are populated) picks up new orders.
 	promoteGenerated(t, env, "b-2", 200, 2)
 	require.NoError(t, views.Refresh(ctx, env.PG, env.Tables))
-	requireViewsMatchOrders(t, env)
+	env.RequireViewsMatchOrders(t)
 	require.Equal(t, int64(500), env.Count(t, "SELECT sum(order_count)::bigint FROM "+env.Tables.View("shipping_zone_stats")))
 }
 
@@ -109,7 +91,7 @@ func TestRefreshPopulatesNeverPopulatedViews(t *testing.T) {
 			env.Schema, v).Scan(&populated))
 		require.True(t, populated, v)
 	}
-	requireViewsMatchOrders(t, env)
+	env.RequireViewsMatchOrders(t)
 }
 
 func TestRefreshEmptyOrders(t *testing.T) {
