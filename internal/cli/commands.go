@@ -290,11 +290,12 @@ func (a *app) workerTarget() string {
 func (a *app) promoteCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "promote",
-		Short: "Promote anything left in staging and refresh the materialized views",
+		Short: "Refresh the materialized views (workers promote every batch themselves)",
 		Long: `Workers validate and promote each batch in the same transaction that stages it,
-because UNLOGGED staging is not durable on its own. This command promotes any rows
-still found in staging (batch by batch, never with TRUNCATE) and refreshes the
-materialized views CONCURRENTLY, so dashboards keep reading while it runs.`,
+because UNLOGGED staging is not durable on its own, and staging rows never outlive
+that transaction: nothing is left for a separate promotion step. This command,
+the seed's promotion step, refreshes the materialized views CONCURRENTLY, so
+dashboards keep reading while it runs.`,
 		Example: `  redpg promote`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -302,12 +303,10 @@ materialized views CONCURRENTLY, so dashboards keep reading while it runs.`,
 				return err
 			}
 			start := time.Now()
-			res, err := a.pipe.Promote(cmd.Context())
-			if err != nil {
+			if err := a.pipe.Promote(cmd.Context()); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "promoted %d staged rows from %d batches (%d duplicates, %d rejected); refreshed %s in %s\n",
-				res.Counts.Promoted, res.Batches, res.Counts.Duplicates, res.Counts.Rejected,
+			fmt.Fprintf(a.stdout, "refreshed %s in %s\n",
 				strings.Join(schema.Views, ", "), time.Since(start).Round(time.Millisecond))
 			return nil
 		},

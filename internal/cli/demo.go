@@ -77,8 +77,8 @@ per-run comparison is then skipped, the accounting check is not.`,
 				return ctx.Err()
 			}
 
-			step(4, "promote leftovers and refresh materialized views")
-			if _, err := a.pipe.Promote(ctx); err != nil {
+			step(4, "refresh materialized views")
+			if err := a.pipe.Promote(ctx); err != nil {
 				return err
 			}
 

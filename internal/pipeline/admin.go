@@ -5,11 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/redpg/redpg/internal/generate"
-	"github.com/redpg/redpg/internal/ledger"
-	"github.com/redpg/redpg/internal/promote"
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/views"
 )
@@ -73,49 +69,12 @@ func (p *Pipeline) InitCache(ctx context.Context, tables ...string) (int64, erro
 	return p.lookups.Publish(ctx, tables...)
 }
 
-// PromoteResult is what Promote did.
-type PromoteResult struct {
-	Batches int
-	Counts  ledger.Counts
-}
-
-// Promote promotes any rows left in staging and refreshes the materialized
-// views. Workers promote their own batches in the transaction that stages
-// them (staging is UNLOGGED, so only a promoted row is durable), so staging
-// is normally empty; rows found there belong to a batch that was staged by
-// another tool and are promoted batch by batch, each under the ledger.
-func (p *Pipeline) Promote(ctx context.Context) (PromoteResult, error) {
-	var res PromoteResult
-	ids, err := promote.Staged(ctx, p.pg, p.cfg.Tables)
-	if err != nil {
-		return res, err
-	}
-	for _, id := range ids {
-		var promoted []string
-		err := pgx.BeginFunc(ctx, p.pg, func(tx pgx.Tx) error {
-			r, err := promote.Batch(ctx, tx, p.cfg.Tables, id)
-			if err != nil {
-				return err
-			}
-			c := ledger.Counts{Received: r.Staged, Promoted: int64(len(r.Promoted)), Duplicates: r.Duplicates(), Rejected: r.Rejected}
-			ok, err := ledger.Record(ctx, tx, p.cfg.Tables, "staged-"+id, ledger.Committed, "promote", c)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("batch staged-%s already decided", id)
-			}
-			res.Counts = res.Counts.Add(c)
-			promoted = r.Promoted
-			return nil
-		})
-		if err != nil {
-			return res, err
-		}
-		res.Batches++
-		_ = p.dedup.Mark(ctx, promoted)
-	}
-	return res, p.RefreshViews(ctx)
+// Promote refreshes the materialized views concurrently with readers: the
+// seed's separate promotion step. Workers promote every batch in the
+// transaction that stages it, and staging rows never outlive that
+// transaction, so nothing else is left to promote.
+func (p *Pipeline) Promote(ctx context.Context) error {
+	return p.RefreshViews(ctx)
 }
 
 // RefreshViews refreshes the materialized views concurrently with readers.

@@ -82,7 +82,7 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 		if _, err := stage.Copy(ctx, tx, t, batchID, pr.rows); err != nil {
 			return fmt.Errorf("stage: %w", err)
 		}
-		r, err := promote.Batch(ctx, tx, t, batchID)
+		r, err := promote.Batch(ctx, tx, t, batchID, pr.rows)
 		if err != nil {
 			return err
 		}

@@ -407,7 +407,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 			return err
 		}
 		promoting := tm.now()
-		res, err := promote.Batch(ctx, tx, p.cfg.Tables, batchID)
+		res, err := promote.Batch(ctx, tx, p.cfg.Tables, batchID, pr.rows)
 		if err != nil {
 			return err
 		}
@@ -480,7 +480,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 					return err
 				}
 				var err error
-				res, err = promote.Batch(ctx, sp, p.cfg.Tables, batchID)
+				res, err = promote.Batch(ctx, sp, p.cfg.Tables, batchID, pr.rows[i:i+1])
 				return err
 			})
 			if err != nil {

@@ -1,19 +1,27 @@
-// Package promote validates staged rows set-wise and moves them into the
-// durable orders table in one statement: valid rows are inserted with
-// ON CONFLICT DO NOTHING (PostgreSQL is the final judge of duplicates),
-// invalid rows go to orders_rejected with their reason, and exactly the
-// batch's staging rows are deleted — never a TRUNCATE, so rows staged by
-// other batches meanwhile are untouched.
+// Package promote validates a staged batch set-wise and moves it into the
+// durable orders table: one statement checks every staged row against the
+// lookup tables and orders (and deletes exactly that batch's staging rows —
+// never a TRUNCATE, so rows other batches staged meanwhile are untouched),
+// the rows that passed are COPYed once into orders, and invalid rows go to
+// orders_rejected with their reason. PostgreSQL is the final judge of
+// duplicates: its primary key refuses an order id that a concurrent batch
+// committed first, and the batch is then checked again.
 package promote
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/schema"
+	"github.com/redpg/redpg/internal/stage"
+	"github.com/redpg/redpg/internal/transform"
 )
 
 // FutureTolerance is how far ahead of the database clock an order's
@@ -28,99 +36,226 @@ type Result struct {
 }
 
 // Duplicates are staged rows that were neither promoted nor rejected: their
-// order id was already in orders.
+// order id was already in orders, or earlier in the same batch.
 func (r Result) Duplicates() int64 { return r.Staged - int64(len(r.Promoted)) - r.Rejected }
 
-// batchSQL is the set-wise promotion of one batch. Lookup values staged from
-// the Redis snapshot win; the lookup tables themselves decide validity and
-// fill what a stale snapshot lacked, so a cache miss never drops an order
-// silently. Rows are inserted in order_id order so that two batches sharing
-// ids cannot deadlock on each other's speculative inserts.
+// checkSQL validates one batch's staged rows and deletes them, in one pass
+// over staging. It returns a verdict only for rows that need more than a
+// plain COPY: a reason to reject them, an order id already in orders, or
+// enrichment the Redis snapshot lacked (the lookup values come back with
+// it, so a cache miss never drops an order silently). Lookup values staged
+// from the snapshot win; the lookup tables decide validity.
 //
-// Valid rows and rejected rows are selected from staging separately, each
-// with only the joins and columns it needs: one common CTE of the whole
-// enriched batch, referenced twice, would be materialised, and at a few
-// thousand rows of raw_data it spills to temporary files. The insert's
-// conditions are exactly "the reject branch finds no reason": inner joins
-// where that branch checks for a missing lookup row, and the negations of
-// its range checks (staging's quantity, unit_price and order_timestamp are
-// NOT NULL, so no NULL slips between the two).
-const batchSQL = `
-WITH ins AS (
-  INSERT INTO %[5]s (order_id, customer_id, product_id, product_name, category, quantity, unit_price,
-                     currency, total_amount, total_amount_usd, zip_code, city, state, country,
-                     shipping_zone, order_timestamp, raw_data)
-  SELECT st.order_id, st.customer_id, st.product_id,
-         coalesce(st.product_name, p.product_name), coalesce(st.category, p.category),
-         st.quantity, st.unit_price, st.currency, st.total_amount,
-         coalesce(st.total_amount_usd, round(st.total_amount / c.units_per_usd, 2)),
-         st.zip_code,
-         coalesce(st.city, z.city), coalesce(st.state, z.state),
-         coalesce(st.country, z.country), coalesce(st.shipping_zone, z.shipping_zone),
-         st.order_timestamp, st.raw_data
-  FROM %[1]s st
-  JOIN %[2]s p ON p.product_id = st.product_id
-  JOIN %[3]s c ON c.currency_code = st.currency
-  JOIN %[4]s z ON z.zip_code = st.zip_code
-  WHERE st.batch_id = $1
-    AND st.quantity BETWEEN 1 AND 1000
-    AND st.unit_price > 0
-    AND st.order_timestamp <= now() + interval '` + FutureTolerance + `'
-  ORDER BY st.order_id
-  ON CONFLICT (order_id) DO NOTHING
-  RETURNING order_id
-), rej AS (
-  INSERT INTO %[6]s (order_id, reason, detail, raw_payload, batch_id)
-  SELECT order_id, reason,
-         CASE reason
-           WHEN '` + order.ReasonUnknownProduct + `' THEN format('product_id %%s is not in product_catalog', product_id)
-           WHEN '` + order.ReasonUnknownCurrency + `' THEN format('currency %%s is not in currency_rates', currency)
-           WHEN '` + order.ReasonUnknownZip + `' THEN format('zip_code %%s is not in zip_code_zones', zip_code)
-           WHEN '` + order.ReasonQuantityRange + `' THEN format('quantity %%s is outside 1-1000', quantity)
-           WHEN '` + order.ReasonPriceNotPos + `' THEN format('unit_price %%s is not positive', unit_price)
-           ELSE format('order_timestamp %%s is more than ` + FutureTolerance + ` ahead', order_timestamp)
-         END,
-         convert_to(raw_data::text, 'UTF8'), $1
-  FROM (
-    SELECT st.order_id, st.product_id, st.currency, st.zip_code, st.quantity, st.unit_price,
-           st.order_timestamp, st.raw_data,
-           CASE
-             WHEN p.product_id IS NULL THEN '` + order.ReasonUnknownProduct + `'
-             WHEN c.currency_code IS NULL THEN '` + order.ReasonUnknownCurrency + `'
-             WHEN z.zip_code IS NULL THEN '` + order.ReasonUnknownZip + `'
-             WHEN st.quantity NOT BETWEEN 1 AND 1000 THEN '` + order.ReasonQuantityRange + `'
-             WHEN st.unit_price <= 0 THEN '` + order.ReasonPriceNotPos + `'
-             WHEN st.order_timestamp > now() + interval '` + FutureTolerance + `' THEN '` + order.ReasonFutureTimestamp + `'
-           END AS reason
-    FROM %[1]s st
-    LEFT JOIN %[2]s p ON p.product_id = st.product_id
-    LEFT JOIN %[3]s c ON c.currency_code = st.currency
-    LEFT JOIN %[4]s z ON z.zip_code = st.zip_code
-    WHERE st.batch_id = $1
-  ) s
-  WHERE reason IS NOT NULL
-  RETURNING 1
-), del AS (
-  DELETE FROM %[1]s WHERE batch_id = $1 RETURNING 1
+// The duplicate test is a correlated EXISTS so that it stays one primary-key
+// probe per row however large orders grows and whatever the planner guesses
+// about a staging table autovacuum may never have analysed.
+const checkSQL = `
+WITH st AS (
+  DELETE FROM %[1]s WHERE batch_id = $1
+  RETURNING row_no, order_id, product_id, currency, zip_code, quantity, unit_price, order_timestamp, enriched
+), v AS (
+  SELECT st.*, p.product_name, p.category, c.units_per_usd, z.city, z.state, z.country, z.shipping_zone,
+         CASE
+           WHEN p.product_id IS NULL THEN '` + order.ReasonUnknownProduct + `'
+           WHEN c.currency_code IS NULL THEN '` + order.ReasonUnknownCurrency + `'
+           WHEN z.zip_code IS NULL THEN '` + order.ReasonUnknownZip + `'
+           WHEN st.quantity NOT BETWEEN 1 AND 1000 THEN '` + order.ReasonQuantityRange + `'
+           WHEN st.unit_price <= 0 THEN '` + order.ReasonPriceNotPos + `'
+           WHEN st.order_timestamp > now() + interval '` + FutureTolerance + `' THEN '` + order.ReasonFutureTimestamp + `'
+         END AS reason
+  FROM st
+  LEFT JOIN %[2]s p ON p.product_id = st.product_id
+  LEFT JOIN %[3]s c ON c.currency_code = st.currency
+  LEFT JOIN %[4]s z ON z.zip_code = st.zip_code
 )
-SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM rej), coalesce((SELECT array_agg(order_id) FROM ins), '{}')`
+SELECT row_no, reason,
+       CASE reason
+         WHEN '` + order.ReasonUnknownProduct + `' THEN format('product_id %%s is not in product_catalog', product_id)
+         WHEN '` + order.ReasonUnknownCurrency + `' THEN format('currency %%s is not in currency_rates', currency)
+         WHEN '` + order.ReasonUnknownZip + `' THEN format('zip_code %%s is not in zip_code_zones', zip_code)
+         WHEN '` + order.ReasonQuantityRange + `' THEN format('quantity %%s is outside 1-1000', quantity)
+         WHEN '` + order.ReasonPriceNotPos + `' THEN format('unit_price %%s is not positive', unit_price)
+         WHEN '` + order.ReasonFutureTimestamp + `' THEN format('order_timestamp %%s is more than ` + FutureTolerance + ` ahead', order_timestamp)
+       END,
+       EXISTS (SELECT 1 FROM %[5]s o WHERE o.order_id = v.order_id),
+       product_name, category, (round(unit_price * quantity / units_per_usd, 2) * 100)::bigint,
+       city, state, country, shipping_zone
+FROM v
+WHERE reason IS NOT NULL OR NOT enriched OR EXISTS (SELECT 1 FROM %[5]s o WHERE o.order_id = v.order_id)`
 
-// SQL returns the promotion statement for the tables t.
-func SQL(t schema.Tables) string {
-	return fmt.Sprintf(batchSQL, t.Staging(), t.Products(), t.Currencies(), t.Zips(), t.Orders(), t.Rejected())
+// CheckSQL returns the validation statement for the tables t.
+func CheckSQL(t schema.Tables) string {
+	return fmt.Sprintf(checkSQL, t.Staging(), t.Products(), t.Currencies(), t.Zips(), t.Orders())
 }
 
-// Batch promotes the staging rows of batchID inside tx.
-func Batch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string) (Result, error) {
-	var r Result
-	err := tx.QueryRow(ctx, SQL(t), batchID).Scan(&r.Staged, &r.Rejected, &r.Promoted)
-	if err != nil {
-		return Result{}, fmt.Errorf("promote batch %s: %w", batchID, err)
+// verdict is what checkSQL says of one staged row.
+type verdict struct {
+	row       int32
+	reason    *string
+	detail    *string
+	duplicate bool
+	// The lookup tables' values, NULL where the lookup row is missing.
+	productName, category      *string
+	usdCents                   *int64
+	city, state, country, zone *string
+}
+
+// maxAttempts bounds how often one batch is checked again because a
+// concurrent batch committed one of its order ids (or a lookup row went)
+// between the check and the COPY. Each retry needs another such commit, so
+// the bound is only met under a stream of exactly colliding batches.
+const maxAttempts = 10
+
+// Batch promotes rows, which stage.Copy staged under batchID inside tx in
+// this very order: it checks them, COPYs the valid ones into orders in
+// order_id order, writes the invalid ones to orders_rejected and removes
+// the batch's staging rows. rows themselves are not modified.
+func Batch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row) (Result, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := attemptBatch(ctx, tx, t, batchID, rows)
+		if err == nil || attempt == maxAttempts || !raced(err) {
+			if err != nil {
+				return Result{}, fmt.Errorf("promote batch %s: %w", batchID, err)
+			}
+			return res, nil
+		}
 	}
-	return r, nil
 }
 
-// Rejection is a message dead-lettered before it could be staged.
+// raced reports whether err means that something committed between the
+// check and the COPY changed the verdict: an order id now taken, a lookup
+// row now gone, or a deadlock with a batch doing the same.
+func raced(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23505", "23503", "40P01": // unique_violation, foreign_key_violation, deadlock_detected
+		return true
+	}
+	return false
+}
+
+// attemptBatch checks and promotes under a savepoint, so that a COPY the
+// primary key refuses rolls back to the staged batch for another check.
+func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row) (Result, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sp.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op once released
+	verdicts, err := check(ctx, sp, t, batchID)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(verdicts) > len(rows) {
+		return Result{}, fmt.Errorf("%d rows staged under batch %s, %d handed to promotion", len(verdicts), batchID, len(rows))
+	}
+	valid, rejects, err := sortOut(rows, verdicts)
+	if err != nil {
+		return Result{}, err
+	}
+	if _, err := stage.CopyOrders(ctx, sp.Conn().PgConn(), t.OrdersIdent(), valid); err != nil {
+		return Result{}, err
+	}
+	if err := Reject(ctx, sp, t, batchID, rejects); err != nil {
+		return Result{}, err
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return Result{}, err
+	}
+	res := Result{Staged: int64(len(rows)), Rejected: int64(len(rejects)), Promoted: make([]string, len(valid))}
+	for i := range valid {
+		res.Promoted[i] = valid[i].Order.OrderID
+	}
+	return res, nil
+}
+
+// check runs checkSQL for batchID.
+func check(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string) ([]verdict, error) {
+	q, err := tx.Query(ctx, CheckSQL(t), batchID)
+	if err != nil {
+		return nil, err
+	}
+	var vs []verdict
+	var v verdict
+	_, err = pgx.ForEachRow(q, []any{&v.row, &v.reason, &v.detail, &v.duplicate, &v.productName, &v.category,
+		&v.usdCents, &v.city, &v.state, &v.country, &v.zone}, func() error {
+		vs = append(vs, v)
+		return nil
+	})
+	return vs, err
+}
+
+// sortOut applies the verdicts to rows: rejected rows become dead letters
+// carrying their normalised message, duplicates are dropped, gaps in the
+// enrichment are filled, and what remains is returned in order_id order
+// (the first of repeated ids in the batch wins). A common order is what
+// keeps two batches that share ids from deadlocking on each other's
+// inserts; any total order serves, so it is Go's byte order.
+func sortOut(rows []transform.Row, verdicts []verdict) ([]transform.Row, []Rejection, error) {
+	byRow := make(map[int32]*verdict, len(verdicts))
+	var rejects []Rejection
+	for i := range verdicts {
+		v := &verdicts[i]
+		if v.row < 0 || int(v.row) >= len(rows) {
+			return nil, nil, fmt.Errorf("staging row %d is outside the batch of %d", v.row, len(rows))
+		}
+		if v.reason != nil {
+			r := &rows[v.row]
+			rejects = append(rejects, Rejection{OrderID: r.Order.OrderID, Reason: *v.reason, Detail: deref(v.detail), Raw: r.RawData})
+		}
+		byRow[v.row] = v
+	}
+	keep := make([]int, 0, len(rows))
+	for i := range rows {
+		if v := byRow[int32(i)]; v == nil || (v.reason == nil && !v.duplicate) {
+			keep = append(keep, i)
+		}
+	}
+	byID := func(a, b int) int { return cmp.Compare(rows[a].Order.OrderID, rows[b].Order.OrderID) }
+	if !slices.IsSortedFunc(keep, byID) {
+		slices.SortStableFunc(keep, byID)
+	}
+	valid := make([]transform.Row, 0, len(keep))
+	for _, i := range keep {
+		if n := len(valid); n > 0 && valid[n-1].Order.OrderID == rows[i].Order.OrderID {
+			continue // repeated in the batch: a duplicate of the row just kept
+		}
+		valid = append(valid, rows[i])
+		if v := byRow[int32(i)]; v != nil {
+			fill(&valid[len(valid)-1], v)
+		}
+	}
+	return valid, rejects, nil
+}
+
+// fill completes r's enrichment from the lookup tables where the snapshot
+// had nothing. The row is a copy: the caller's rows keep their own values.
+func fill(r *transform.Row, v *verdict) {
+	or := func(own, table *string) *string {
+		if own != nil {
+			return own
+		}
+		return table
+	}
+	r.ProductName, r.Category = or(r.ProductName, v.productName), or(r.Category, v.category)
+	r.City, r.State = or(r.City, v.city), or(r.State, v.state)
+	r.Country, r.ShippingZone = or(r.Country, v.country), or(r.ShippingZone, v.zone)
+	if r.TotalUSDCents == nil {
+		r.TotalUSDCents = v.usdCents
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Rejection is a message dead-lettered before it could be promoted.
 type Rejection struct {
 	OrderID string
 	Reason  string
@@ -147,16 +282,4 @@ func Reject(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rs 
 		return fmt.Errorf("write %d dead letters: %w", len(rs), err)
 	}
 	return nil
-}
-
-// Staged lists the batch ids that still have rows in staging, oldest first.
-// Normally there are none: workers promote in the transaction that stages.
-func Staged(ctx context.Context, db interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, t schema.Tables) ([]string, error) {
-	rows, err := db.Query(ctx, "SELECT DISTINCT batch_id FROM "+t.Staging())
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

@@ -56,7 +56,7 @@ func stageAndPromote(t *testing.T, env *testenv.Env, batchID string, rs []transf
 			return err
 		}
 		require.Equal(t, int64(len(rs)), n)
-		res, err = promote.Batch(ctx, tx, env.Tables, batchID)
+		res, err = promote.Batch(ctx, tx, env.Tables, batchID, rs)
 		return err
 	}))
 	return res
@@ -170,8 +170,9 @@ func TestBatchDeletesOnlyItsOwnStagingRows(t *testing.T) {
 	snap := snapshot(t, env)
 
 	// Another batch is staged (and committed) meanwhile.
+	other := rows(t, snap, msg("X1"), msg("X2"))
 	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
-		_, err := stage.Copy(ctx, tx, env.Tables, "b-other", rows(t, snap, msg("X1"), msg("X2")))
+		_, err := stage.Copy(ctx, tx, env.Tables, "b-other", other)
 		return err
 	}))
 
@@ -181,19 +182,82 @@ func TestBatchDeletesOnlyItsOwnStagingRows(t *testing.T) {
 	require.Equal(t, int64(2), env.Count(t, "SELECT count(*) FROM "+env.Tables.Staging()+" WHERE batch_id = 'b-other'"),
 		"the seed's TRUNCATE lost other batches' rows; promotion must not")
 
-	staged, err := promote.Staged(ctx, env.PG, env.Tables)
-	require.NoError(t, err)
-	require.Equal(t, []string{"b-other"}, staged)
-
 	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
-		r, err := promote.Batch(ctx, tx, env.Tables, "b-other")
+		r, err := promote.Batch(ctx, tx, env.Tables, "b-other", other)
 		require.Len(t, r.Promoted, 2)
 		return err
 	}))
 	require.Equal(t, int64(5), env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()))
-	staged, err = promote.Staged(ctx, env.PG, env.Tables)
+	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Staging()))
+}
+
+func TestBatchKeepsTheFirstOfRepeatedIDs(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	snap := snapshot(t, env)
+	z, later := msg("Z"), msg("Z")
+	z.Quantity, later.Quantity = 3, 7
+	bad := msg("Y")
+	bad.Quantity = 0
+	res := stageAndPromote(t, env, "b-rep", rows(t, snap, z, bad, later, msg("Y"), msg("A")))
+	require.Equal(t, []string{"A", "Y", "Z"}, res.Promoted, "promoted in order_id order")
+	require.Equal(t, int64(1), res.Rejected, "the invalid copy of Y is dead-lettered")
+	require.Equal(t, int64(1), res.Duplicates(), "the second Z")
+	require.Equal(t, int64(3), env.Count(t, "SELECT quantity FROM "+env.Tables.Orders()+" WHERE order_id = 'Z'"), "the first Z wins")
+	require.Equal(t, int64(2), env.Count(t, "SELECT quantity FROM "+env.Tables.Orders()+" WHERE order_id = 'Y'"))
+}
+
+// Two batches promote the same new order id at once. Neither sees the
+// other's uncommitted row when it checks; the second one's COPY waits on
+// the first one's insert, the primary key refuses it once the first
+// commits, and the second batch is checked again and counts it as a
+// duplicate instead of failing.
+func TestConcurrentBatchesSharingAnIDPromoteItOnce(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	snap := snapshot(t, env)
+	first, second := rows(t, snap, msg("N1"), msg("SHARED")), rows(t, snap, msg("N2"), msg("SHARED"))
+
+	txA, err := env.PG.Begin(ctx)
 	require.NoError(t, err)
-	require.Empty(t, staged)
+	defer func() { _ = txA.Rollback(ctx) }()
+	_, err = stage.Copy(ctx, txA, env.Tables, "b-a", first)
+	require.NoError(t, err)
+	resA, err := promote.Batch(ctx, txA, env.Tables, "b-a", first)
+	require.NoError(t, err)
+	require.Equal(t, []string{"N1", "SHARED"}, resA.Promoted)
+
+	type outcome struct {
+		res promote.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var o outcome
+		o.err = pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
+			if _, err := stage.Copy(ctx, tx, env.Tables, "b-b", second); err != nil {
+				return err
+			}
+			var err error
+			o.res, err = promote.Batch(ctx, tx, env.Tables, "b-b", second)
+			return err
+		})
+		done <- o
+	}()
+	// Let the second batch reach the row lock of SHARED before the first commits.
+	require.Eventually(t, func() bool {
+		return env.Count(t, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position($1 in query) > 0",
+			env.Tables.Orders()) > 0
+	}, 10*time.Second, 10*time.Millisecond, "the second batch should wait on the first one's insert")
+	require.NoError(t, txA.Commit(ctx))
+
+	o := <-done
+	require.NoError(t, o.err)
+	require.Equal(t, []string{"N2"}, o.res.Promoted)
+	require.Equal(t, int64(1), o.res.Duplicates())
+	require.Equal(t, int64(3), env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()))
+	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Staging()))
 }
 
 func TestStaleSnapshotIsFilledFromTheTables(t *testing.T) {
@@ -214,6 +278,7 @@ func TestStaleSnapshotIsFilledFromTheTables(t *testing.T) {
 
 	res := stageAndPromote(t, env, "b-stale", rs)
 	require.Equal(t, []string{"ORD-STALE"}, res.Promoted, "a cache miss must not drop or reject a valid order")
+	require.Nil(t, rs[0].ProductName, "promotion fills a copy, not the caller's row")
 
 	var name, category, city, state, zone, usd string
 	require.NoError(t, env.PG.QueryRow(context.Background(), "SELECT product_name, category, city, state, shipping_zone, total_amount_usd::text FROM "+
@@ -240,7 +305,7 @@ func TestBatchWithNothingStaged(t *testing.T) {
 	env := testenv.New(t)
 	ctx := context.Background()
 	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
-		r, err := promote.Batch(ctx, tx, env.Tables, "b-none")
+		r, err := promote.Batch(ctx, tx, env.Tables, "b-none", nil)
 		require.Zero(t, r.Staged)
 		require.Empty(t, r.Promoted)
 		require.Zero(t, r.Duplicates())

@@ -64,6 +64,9 @@ func (t Tables) q(name string) string { return pgx.Identifier{t.Schema, name}.Sa
 // Orders is the production table.
 func (t Tables) Orders() string { return t.q("orders") }
 
+// OrdersIdent is the production table as an identifier, for COPY.
+func (t Tables) OrdersIdent() pgx.Identifier { return pgx.Identifier{t.Schema, "orders"} }
+
 // Staging is the UNLOGGED staging table.
 func (t Tables) Staging() string { return t.q("orders_staging") }
 

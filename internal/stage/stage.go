@@ -1,12 +1,13 @@
-// Package stage bulk-loads transformed rows into the UNLOGGED staging table
-// with COPY in binary format: no per-row round trips and no WAL.
+// Package stage bulk-loads with COPY in binary format, no per-row round
+// trips: a batch's validation columns into the UNLOGGED staging table (no
+// WAL), and validated rows whole into orders.
 //
 // The COPY stream is encoded here, straight from the rows, rather than
 // through pgx's generic CopyFrom: that one plans an encoder per value by
 // reflection and builds each numeric through math/big, which on a small
 // machine cost as much CPU as PostgreSQL spent storing the rows. The
-// encoding is PostgreSQL's documented binary format for the staging
-// table's column types (text, integer, numeric, timestamptz, jsonb); a
+// encoding is PostgreSQL's documented binary format for the column types
+// of both layouts (text, integer, numeric, timestamptz, boolean, jsonb); a
 // column of another type would be rejected by the server, never silently
 // misread.
 package stage
@@ -14,7 +15,9 @@ package stage
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"strings"
 	"time"
@@ -27,16 +30,20 @@ import (
 	"github.com/redpg/redpg/internal/transform"
 )
 
-// Columns are the staging columns Copy fills, in order.
+// Columns are the staging columns Copy fills, in order: what set-wise
+// validation reads, and where each row sits in its batch.
 var Columns = []string{
-	"batch_id", "order_id", "customer_id", "product_id", "product_name", "category",
+	"batch_id", "row_no", "order_id", "product_id", "currency", "zip_code",
+	"quantity", "unit_price", "order_timestamp", "enriched",
+}
+
+// OrderColumns are the columns CopyOrders fills: the orders table's own
+// but processed_at, which defaults to the time of the insert.
+var OrderColumns = []string{
+	"order_id", "customer_id", "product_id", "product_name", "category",
 	"quantity", "unit_price", "currency", "total_amount", "total_amount_usd",
 	"zip_code", "city", "state", "country", "shipping_zone", "order_timestamp", "raw_data",
 }
-
-// OrderColumns are the columns CopyOrders fills: Columns without batch_id,
-// which are the orders table's own.
-var OrderColumns = Columns[1:]
 
 // columnList renders cols as a quoted, comma-separated list.
 func columnList(cols []string) string {
@@ -52,20 +59,26 @@ var (
 	orderColumnList   = columnList(OrderColumns)
 )
 
-// Copy stages rows under batchID inside tx and returns how many were copied.
+// Copy stages what validation needs of rows under batchID inside tx and
+// returns how many rows were copied. Row i of the batch is staged as row_no
+// i, which is how promotion's verdicts find their way back to rows.
 func Copy(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row) (int64, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
+	if len(rows) > math.MaxInt32 {
+		return 0, fmt.Errorf("stage %d rows: a batch holds at most %d", len(rows), math.MaxInt32)
+	}
 	sql := "COPY " + t.Staging() + " (" + stagingColumnList + ") FROM STDIN (FORMAT binary)"
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &encoder{batchID: batchID, withBatch: true, rows: rows}, sql)
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &encoder{batchID: batchID, staging: true, rows: rows}, sql)
 	return tag.RowsAffected(), err
 }
 
-// CopyOrders copies rows into table, which must have the orders table's
-// columns (OrderColumns), on conn, and returns how many were copied. Outside
-// a transaction the COPY commits by itself. The benchmark's raw baseline
-// uses it, so that baseline and pipeline pay the same client-side cost.
+// CopyOrders copies rows whole into table, which must have the orders
+// table's columns (OrderColumns), on conn, and returns how many were copied.
+// Outside a transaction the COPY commits by itself. Promotion copies
+// validated rows into orders with it, and the benchmark's raw baseline uses
+// it too, so that baseline and pipeline pay the same client-side cost.
 func CopyOrders(ctx context.Context, conn *pgconn.PgConn, table pgx.Identifier, rows []transform.Row) (int64, error) {
 	if len(rows) == 0 {
 		return 0, nil
@@ -89,14 +102,14 @@ var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 // few rows at a time, so memory stays at one network buffer whatever the
 // batch size.
 type encoder struct {
-	batchID   string
-	withBatch bool
-	rows      []transform.Row
-	next      int  // next row to encode
-	started   bool // header written
-	ended     bool // trailer written
-	buf       []byte
-	off       int // bytes of buf already read
+	batchID string
+	staging bool // staging's columns (Columns), else the orders layout (OrderColumns)
+	rows    []transform.Row
+	next    int  // next row to encode
+	started bool // header written
+	ended   bool // trailer written
+	buf     []byte
+	off     int // bytes of buf already read
 }
 
 // Read fills p with the next part of the stream, encoding rows as needed.
@@ -110,8 +123,11 @@ func (e *encoder) Read(p []byte) (int, error) {
 		case !e.started:
 			e.buf = append(e.buf, copyHeader...)
 			e.started = true
+		case e.next < len(e.rows) && e.staging:
+			e.buf = e.appendStagingRow(e.buf, e.next)
+			e.next++
 		case e.next < len(e.rows):
-			e.buf = e.appendRow(e.buf, &e.rows[e.next])
+			e.buf = appendOrderRow(e.buf, &e.rows[e.next])
 			e.next++
 		default:
 			e.buf = binary.BigEndian.AppendUint16(e.buf, 0xffff) // -1: end of data
@@ -126,25 +142,38 @@ func (e *encoder) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// appendRow encodes one row: the field count, then each field's length
-// (-1 for NULL) and value.
-func (e *encoder) appendRow(b []byte, r *transform.Row) []byte {
+// appendStagingRow encodes row i in staging's layout: the field count,
+// then each field's length (-1 for NULL) and value.
+func (e *encoder) appendStagingRow(b []byte, i int) []byte {
+	r := &e.rows[i]
 	o := &r.Order
-	fields := uint16(len(OrderColumns))
-	if e.withBatch {
-		fields++
+	b = binary.BigEndian.AppendUint16(b, uint16(len(Columns)))
+	b = appendText(b, e.batchID)
+	b = appendInt4(b, int32(i))
+	b = appendText(b, o.OrderID)
+	b = appendText(b, o.ProductID)
+	b = appendText(b, o.Currency)
+	b = appendText(b, o.ZipCode)
+	b = appendInt4(b, int32(o.Quantity))
+	b = appendCents(b, o.UnitPriceCents)
+	b = appendTimestamp(b, o.OrderTimestamp)
+	b = binary.BigEndian.AppendUint32(b, 1)
+	if r.Enriched() {
+		return append(b, 1)
 	}
-	b = binary.BigEndian.AppendUint16(b, fields)
-	if e.withBatch {
-		b = appendText(b, e.batchID)
-	}
+	return append(b, 0)
+}
+
+// appendOrderRow encodes one row in the orders layout.
+func appendOrderRow(b []byte, r *transform.Row) []byte {
+	o := &r.Order
+	b = binary.BigEndian.AppendUint16(b, uint16(len(OrderColumns)))
 	b = appendText(b, o.OrderID)
 	b = appendText(b, o.CustomerID)
 	b = appendText(b, o.ProductID)
 	b = appendNullText(b, r.ProductName)
 	b = appendNullText(b, r.Category)
-	b = binary.BigEndian.AppendUint32(b, 4)
-	b = binary.BigEndian.AppendUint32(b, uint32(int32(o.Quantity)))
+	b = appendInt4(b, int32(o.Quantity))
 	b = appendCents(b, o.UnitPriceCents)
 	b = appendText(b, o.Currency)
 	b = appendCents(b, r.TotalCents)
@@ -158,14 +187,23 @@ func (e *encoder) appendRow(b []byte, r *transform.Row) []byte {
 	b = appendNullText(b, r.State)
 	b = appendNullText(b, r.Country)
 	b = appendNullText(b, r.ShippingZone)
-	b = binary.BigEndian.AppendUint32(b, 8)
-	b = binary.BigEndian.AppendUint64(b, uint64(timestampMicros(o.OrderTimestamp)))
+	b = appendTimestamp(b, o.OrderTimestamp)
 	if r.RawData == nil {
 		return appendNull(b)
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(r.RawData)+1))
 	b = append(b, 1) // jsonb binary format version
 	return append(b, r.RawData...)
+}
+
+func appendInt4(b []byte, v int32) []byte {
+	b = binary.BigEndian.AppendUint32(b, 4)
+	return binary.BigEndian.AppendUint32(b, uint32(v))
+}
+
+func appendTimestamp(b []byte, t time.Time) []byte {
+	b = binary.BigEndian.AppendUint32(b, 8)
+	return binary.BigEndian.AppendUint64(b, uint64(timestampMicros(t)))
 }
 
 func appendNull(b []byte) []byte { return binary.BigEndian.AppendUint32(b, 0xffffffff) }

@@ -93,7 +93,7 @@ func BenchmarkCopyPromote(b *testing.B) {
 				return err
 			}
 			var err error
-			res, err = promote.Batch(ctx, tx, env.Tables, "b-bench")
+			res, err = promote.Batch(ctx, tx, env.Tables, "b-bench", rows)
 			return err
 		})
 		require.NoError(b, err)
@@ -103,10 +103,12 @@ func BenchmarkCopyPromote(b *testing.B) {
 	b.ReportMetric(float64(clientCPU()-cpu0)/float64(b.N*n), "client-cpu-ns/order")
 }
 
-// pgxSource is the straightforward pgx CopyFrom source Copy replaced: the
-// reference its binary encoding is checked against.
+// pgxSource is the straightforward pgx CopyFrom source the encoder
+// replaced: the reference its binary encoding is checked against, in the
+// staging layout (staging) or the orders layout.
 type pgxSource struct {
 	batchID string
+	staging bool
 	rows    []transform.Row
 	i       int
 }
@@ -116,22 +118,25 @@ func (s *pgxSource) Err() error { return nil }
 func (s *pgxSource) Values() ([]any, error) {
 	r := &s.rows[s.i]
 	o := &r.Order
+	if s.staging {
+		return []any{s.batchID, int32(s.i), o.OrderID, o.ProductID, o.Currency, o.ZipCode,
+			int32(o.Quantity), stage.Cents(o.UnitPriceCents), o.OrderTimestamp, r.Enriched()}, nil
+	}
 	var usd any
 	if r.TotalUSDCents != nil {
 		usd = stage.Cents(*r.TotalUSDCents)
 	}
-	return []any{s.batchID, o.OrderID, o.CustomerID, o.ProductID, r.ProductName, r.Category,
+	return []any{o.OrderID, o.CustomerID, o.ProductID, r.ProductName, r.Category,
 		int32(o.Quantity), stage.Cents(o.UnitPriceCents), o.Currency, stage.Cents(r.TotalCents), usd,
 		o.ZipCode, r.City, r.State, r.Country, r.ShippingZone, o.OrderTimestamp, r.RawData}, nil
 }
 
-// TestCopyEncodingMatchesPgx stages the same awkward rows through Copy and
-// through pgx's generic CopyFrom and requires PostgreSQL to hold the same
-// values for both.
-func TestCopyEncodingMatchesPgx(t *testing.T) {
-	env := testenv.New(t)
-	ctx := context.Background()
-	snap, err := lookup.Load(ctx, env.PG, env.Tables)
+// awkwardRows are rows whose values stress the binary encoding: negative,
+// zero and 14-digit amounts, pre-2000 and year-9999 timestamps, NULL
+// enrichment, Unicode and quotes.
+func awkwardRows(t *testing.T, env *testenv.Env) []transform.Row {
+	t.Helper()
+	snap, err := lookup.Load(context.Background(), env.PG, env.Tables)
 	require.NoError(t, err)
 	cents := []int64{0, 1, -1, 5, 10, 50, 99, 100, 101, 999, 1000, 9999, 10000, 10001, 123456, -123456,
 		99999999, 100000000, 100000001, 1234567890123, -1234567890123, 99999999999999, -99999999999999}
@@ -157,32 +162,74 @@ func TestCopyEncodingMatchesPgx(t *testing.T) {
 		}
 		rows = append(rows, r)
 	}
+	return rows
+}
+
+// requireSameRows requires the two sources (FROM clauses) to hold the same
+// rows, compared as cols.
+func requireSameRows(t *testing.T, tx pgx.Tx, cols, ours, pgxs string) {
+	t.Helper()
+	var diff int64
+	q := fmt.Sprintf(`SELECT count(*) FROM ((SELECT %[1]s FROM %[2]s EXCEPT ALL SELECT %[1]s FROM %[3]s)
+		UNION ALL (SELECT %[1]s FROM %[3]s EXCEPT ALL SELECT %[1]s FROM %[2]s)) d`, cols, ours, pgxs)
+	require.NoError(t, tx.QueryRow(context.Background(), q).Scan(&diff))
+	require.Zero(t, diff, "rows copied by our encoder differ from pgx's")
+}
+
+// TestCopyEncodingMatchesPgx stages the same awkward rows through Copy and
+// through pgx's generic CopyFrom and requires PostgreSQL to hold the same
+// values for both.
+func TestCopyEncodingMatchesPgx(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	rows := awkwardRows(t, env)
 	tx, err := env.PG.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
-	{
-		n, err := stage.Copy(ctx, tx, env.Tables, "b-ours", rows)
+	n, err := stage.Copy(ctx, tx, env.Tables, "b-ours", rows)
+	require.NoError(t, err)
+	require.Equal(t, int64(len(rows)), n)
+	n, err = tx.CopyFrom(ctx, env.Tables.StagingIdent(), stage.Columns, &pgxSource{batchID: "b-pgx", staging: true, rows: rows, i: -1})
+	require.NoError(t, err)
+	require.Equal(t, int64(len(rows)), n)
+	requireSameRows(t, tx, "row_no, order_id, product_id, currency, zip_code, quantity, unit_price::text, order_timestamp, enriched",
+		env.Tables.Staging()+" WHERE batch_id = 'b-ours'", env.Tables.Staging()+" WHERE batch_id = 'b-pgx'")
+	rs, err := tx.Query(ctx, "SELECT unit_price::text FROM "+env.Tables.Staging()+" WHERE batch_id = 'b-ours' ORDER BY row_no")
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rs, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Len(t, got, len(rows))
+	require.Contains(t, got, "-999999999999.99")
+	require.Contains(t, got, "0.05")
+}
+
+// TestCopyOrdersEncodingMatchesPgx copies the same awkward rows into two
+// tables shaped like orders (without its checks, which the rows break on
+// purpose) through CopyOrders and through pgx, and compares them.
+func TestCopyOrdersEncodingMatchesPgx(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	rows := awkwardRows(t, env)
+	tx, err := env.PG.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	ours, theirs := pgx.Identifier{env.Schema, "orders_ours"}, pgx.Identifier{env.Schema, "orders_pgx"}
+	for _, tbl := range []pgx.Identifier{ours, theirs} {
+		_, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS)", tbl.Sanitize(), env.Tables.Orders()))
 		require.NoError(t, err)
-		require.Equal(t, int64(len(rows)), n)
-		n, err = tx.CopyFrom(ctx, env.Tables.StagingIdent(), stage.Columns, &pgxSource{batchID: "b-pgx", rows: rows, i: -1})
+		_, err = tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER product_name DROP NOT NULL, ALTER category DROP NOT NULL, "+
+			"ALTER total_amount_usd DROP NOT NULL, ALTER city DROP NOT NULL, ALTER shipping_zone DROP NOT NULL", tbl.Sanitize()))
 		require.NoError(t, err)
-		require.Equal(t, int64(len(rows)), n)
-		cols := "order_id, customer_id, product_id, product_name, category, quantity, unit_price::text, currency, " +
-			"total_amount::text, total_amount_usd::text, zip_code, city, state, country, shipping_zone, order_timestamp, raw_data::text"
-		var diff int64
-		q := fmt.Sprintf(`SELECT count(*) FROM ((SELECT %[1]s FROM %[2]s WHERE batch_id = 'b-ours' EXCEPT ALL SELECT %[1]s FROM %[2]s WHERE batch_id = 'b-pgx')
-			UNION ALL (SELECT %[1]s FROM %[2]s WHERE batch_id = 'b-pgx' EXCEPT ALL SELECT %[1]s FROM %[2]s WHERE batch_id = 'b-ours')) d`, cols, env.Tables.Staging())
-		require.NoError(t, tx.QueryRow(ctx, q).Scan(&diff))
-		require.Zero(t, diff, "rows staged by Copy differ from pgx's")
-		var got []string
-		rs, err := tx.Query(ctx, "SELECT unit_price::text FROM "+env.Tables.Staging()+" WHERE batch_id = 'b-ours' ORDER BY order_id::text COLLATE \"C\"")
-		require.NoError(t, err)
-		got, err = pgx.CollectRows(rs, pgx.RowTo[string])
-		require.NoError(t, err)
-		require.Len(t, got, len(cents))
-		require.Contains(t, got, "-999999999999.99")
-		require.Contains(t, got, "0.05")
 	}
+	n, err := stage.CopyOrders(ctx, tx.Conn().PgConn(), ours, rows)
+	require.NoError(t, err)
+	require.Equal(t, int64(len(rows)), n)
+	n, err = tx.CopyFrom(ctx, theirs, stage.OrderColumns, &pgxSource{rows: rows, i: -1})
+	require.NoError(t, err)
+	require.Equal(t, int64(len(rows)), n)
+	cols := "order_id, customer_id, product_id, product_name, category, quantity, unit_price::text, currency, " +
+		"total_amount::text, total_amount_usd::text, zip_code, city, state, country, shipping_zone, order_timestamp, raw_data::text"
+	requireSameRows(t, tx, cols, ours.Sanitize(), theirs.Sanitize())
 }
 
 // TestCopyOrdersEncoding copies rows into a table shaped like orders with

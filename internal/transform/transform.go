@@ -10,7 +10,7 @@ import (
 	"github.com/redpg/redpg/internal/order"
 )
 
-// Row is one order ready for COPY into orders_staging. Enrichment fields are
+// Row is one order ready for staging and promotion. Enrichment fields are
 // nil when the snapshot has no entry: promotion then validates against the
 // lookup tables themselves and fills or rejects the row.
 type Row struct {
@@ -24,6 +24,13 @@ type Row struct {
 	Country       *string
 	ShippingZone  *string
 	RawData       []byte // the normalised message, stored as JSONB
+}
+
+// Enriched reports whether the snapshot had every lookup entry the row
+// needs; when not, promotion fills the gaps from the lookup tables.
+func (r *Row) Enriched() bool {
+	return r.ProductName != nil && r.Category != nil && r.TotalUSDCents != nil &&
+		r.City != nil && r.State != nil && r.Country != nil && r.ShippingZone != nil
 }
 
 // ToUSDCents converts an amount in a currency to US cents given how many

@@ -40,10 +40,11 @@ func promoteGenerated(t *testing.T, env *testenv.Env, batchID string, n int, see
 		orders = append(orders, o)
 	}
 	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
-		if _, err := stage.Copy(ctx, tx, env.Tables, batchID, transform.Apply(orders, snap)); err != nil {
+		rows := transform.Apply(orders, snap)
+		if _, err := stage.Copy(ctx, tx, env.Tables, batchID, rows); err != nil {
 			return err
 		}
-		r, err := promote.Batch(ctx, tx, env.Tables, batchID)
+		r, err := promote.Batch(ctx, tx, env.Tables, batchID, rows)
 		require.Len(t, r.Promoted, n)
 		return err
 	}))
