@@ -46,9 +46,7 @@ func (r Result) Duplicates() int64 { return r.Staged - int64(len(r.Promoted)) - 
 // it, so a cache miss never drops an order silently). Lookup values staged
 // from the snapshot win; the lookup tables decide validity.
 //
-// The duplicate test is a correlated EXISTS so that it stays one primary-key
-// probe per row however large orders grows and whatever the planner guesses
-// about a staging table autovacuum may never have analysed.
+// %[5]s is the duplicate test, d.taken: probeSQL or noProbeSQL.
 const checkSQL = `
 WITH st AS (
   DELETE FROM %[1]s WHERE batch_id = $1
@@ -77,15 +75,31 @@ SELECT row_no, reason,
          WHEN '` + order.ReasonPriceNotPos + `' THEN format('unit_price %%s is not positive', unit_price)
          WHEN '` + order.ReasonFutureTimestamp + `' THEN format('order_timestamp %%s is more than ` + FutureTolerance + ` ahead', order_timestamp)
        END,
-       EXISTS (SELECT 1 FROM %[5]s o WHERE o.order_id = v.order_id),
+       d.taken IS NOT NULL,
        product_name, category, (round(unit_price * quantity / units_per_usd, 2) * 100)::bigint,
        city, state, country, shipping_zone
 FROM v
-WHERE reason IS NOT NULL OR NOT enriched OR EXISTS (SELECT 1 FROM %[5]s o WHERE o.order_id = v.order_id)`
+%[5]s
+WHERE reason IS NOT NULL OR NOT enriched OR d.taken`
 
-// CheckSQL returns the validation statement for the tables t.
-func CheckSQL(t schema.Tables) string {
-	return fmt.Sprintf(checkSQL, t.Staging(), t.Products(), t.Currencies(), t.Zips(), t.Orders())
+// probeSQL looks every staged order id up in orders. It is a LATERAL
+// subquery with a LIMIT so that it stays one primary-key probe per row
+// however large orders grows: a plain EXISTS lets the planner hash all of
+// orders instead, and it does when it underestimates the batch (staging is
+// rarely analysed, and a DELETE's output never is).
+const probeSQL = `LEFT JOIN LATERAL (SELECT true AS taken FROM %s o WHERE o.order_id = v.order_id LIMIT 1) d ON true`
+
+// noProbeSQL leaves the duplicate test to the primary key.
+const noProbeSQL = `CROSS JOIN (SELECT NULL::boolean AS taken) d`
+
+// CheckSQL returns the validation statement for the tables t, with or
+// without probing orders for each staged order id.
+func CheckSQL(t schema.Tables, probe bool) string {
+	dup := noProbeSQL
+	if probe {
+		dup = fmt.Sprintf(probeSQL, t.Orders())
+	}
+	return fmt.Sprintf(checkSQL, t.Staging(), t.Products(), t.Currencies(), t.Zips(), dup)
 }
 
 // verdict is what checkSQL says of one staged row.
@@ -100,25 +114,34 @@ type verdict struct {
 	city, state, country, zone *string
 }
 
-// maxAttempts bounds how often one batch is checked again because a
-// concurrent batch committed one of its order ids (or a lookup row went)
-// between the check and the COPY. Each retry needs another such commit, so
-// the bound is only met under a stream of exactly colliding batches.
+// maxAttempts bounds how often one batch is checked: a first time, again
+// with the duplicate probe once the primary key refused an id, and again
+// each time a concurrent batch committed one of its order ids (or a lookup
+// row went) between the check and the COPY. Each retry after the second
+// needs another such commit, so the bound is only met under a stream of
+// exactly colliding batches.
 const maxAttempts = 10
 
 // Batch promotes rows, which stage.Copy staged under batchID inside tx in
 // this very order: it checks them, COPYs the valid ones into orders in
 // order_id order, writes the invalid ones to orders_rejected and removes
 // the batch's staging rows. rows themselves are not modified.
+//
+// Order ids already in orders are rare by the time a batch gets here — the
+// Redis window drops re-sends of promoted orders — so the first check
+// leaves them to the primary key rather than probing orders for every row;
+// when the key refuses the COPY, the batch is checked again with the probe.
 func Batch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row) (Result, error) {
+	probe := false
 	for attempt := 1; ; attempt++ {
-		res, err := attemptBatch(ctx, tx, t, batchID, rows)
-		if err == nil || attempt == maxAttempts || !raced(err) {
-			if err != nil {
-				return Result{}, fmt.Errorf("promote batch %s: %w", batchID, err)
-			}
+		res, err := attemptBatch(ctx, tx, t, batchID, rows, probe)
+		if err == nil {
 			return res, nil
 		}
+		if attempt == maxAttempts || !raced(err) {
+			return Result{}, fmt.Errorf("promote batch %s: %w", batchID, err)
+		}
+		probe = true
 	}
 }
 
@@ -139,13 +162,13 @@ func raced(err error) bool {
 
 // attemptBatch checks and promotes under a savepoint, so that a COPY the
 // primary key refuses rolls back to the staged batch for another check.
-func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row) (Result, error) {
+func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row, probe bool) (Result, error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	defer sp.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op once released
-	verdicts, err := check(ctx, sp, t, batchID)
+	verdicts, err := check(ctx, sp, CheckSQL(t, probe), batchID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -172,9 +195,9 @@ func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID strin
 	return res, nil
 }
 
-// check runs checkSQL for batchID.
-func check(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string) ([]verdict, error) {
-	q, err := tx.Query(ctx, CheckSQL(t), batchID)
+// check runs the check statement sql for batchID.
+func check(ctx context.Context, tx pgx.Tx, sql, batchID string) ([]verdict, error) {
+	q, err := tx.Query(ctx, sql, batchID)
 	if err != nil {
 		return nil, err
 	}

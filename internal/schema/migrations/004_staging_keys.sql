@@ -27,3 +27,10 @@ CREATE UNLOGGED TABLE orders_staging (
 -- Autovacuum may be off or behind: the index keeps finding one batch's rows
 -- cheap however many dead rows earlier batches left.
 CREATE INDEX orders_staging_batch_idx ON orders_staging (batch_id);
+
+-- Statistics for the lookup tables, which autovacuum may not have gathered
+-- yet: without them the planner takes each for thousands of rows and hashes
+-- the batch instead of the few lookup rows.
+ANALYZE product_catalog;
+ANALYZE currency_rates;
+ANALYZE zip_code_zones;
