@@ -1,7 +1,9 @@
 package order
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"strings"
 )
 
@@ -65,23 +67,27 @@ func fieldOf(key []byte) fastField {
 	return fastNone
 }
 
-// fastWire holds what the fast path decoded; w points into it.
+// fastWire holds what the fast path decoded; its wire method gives the
+// struct to validate.
 type fastWire struct {
-	w    wire
-	strs [fastFields]string
-	raws [fastFields]json.RawMessage
+	// ascii says the message decoded is all ASCII, so valid UTF-8.
+	ascii bool
+	seen  [fastFields]bool
+	strs  [fastFields]string
+	raws  [fastFields]json.RawMessage
 }
 
-// decode decodes raw, already checked to be valid UTF-8, into f.w and
-// reports whether it could. The strings share one allocation; the raw
-// numbers and timestamps alias raw itself, which Decode does not keep.
+// decode decodes raw into f and reports whether it could. The strings
+// share one allocation; the raw numbers and timestamps alias raw itself,
+// which Decode does not keep. raw need not be valid UTF-8: f.ascii says
+// whether Decode still has to check.
 func (f *fastWire) decode(raw []byte) bool {
 	p := fastParser{b: raw}
 	p.ws()
 	if !p.byte('{') {
 		return false
 	}
-	var seen [fastFields]bool
+	seen := &f.seen
 	var spans [fastFields][2]int // where each string field's contents are in raw
 	strLen := 0
 	p.ws()
@@ -152,31 +158,43 @@ func (f *fastWire) decode(raw []byte) bool {
 		f.strs[field] = all[off : off+n]
 		off += n
 	}
+	f.ascii = p.high&(lsb<<7) == 0
+	return true
+}
+
+// wire returns the struct encoding/json would have filled, pointing into f.
+// It is built by the caller rather than stored in f, so that f does not
+// point into itself and can stay on the caller's stack.
+func (f *fastWire) wire() wire {
 	ptr := func(field fastField) *string {
-		if !seen[field] {
+		if !f.seen[field] {
 			return nil
 		}
 		return &f.strs[field]
 	}
-	raw2 := func(field fastField) *json.RawMessage {
-		if !seen[field] {
+	raw := func(field fastField) *json.RawMessage {
+		if !f.seen[field] {
 			return nil
 		}
 		return &f.raws[field]
 	}
-	f.w = wire{
+	return wire{
 		OrderID: ptr(fastOrderID), CustomerID: ptr(fastCustomerID), ProductID: ptr(fastProductID),
-		Quantity: raw2(fastQuantity), UnitPrice: raw2(fastUnitPrice), Currency: ptr(fastCurrency),
-		ZipCode: ptr(fastZipCode), OrderTimestamp: raw2(fastOrderTimestamp),
+		Quantity: raw(fastQuantity), UnitPrice: raw(fastUnitPrice), Currency: ptr(fastCurrency),
+		ZipCode: ptr(fastZipCode), OrderTimestamp: raw(fastOrderTimestamp),
 		UserAgent: ptr(fastUserAgent), IP: ptr(fastIP), SessionID: ptr(fastSessionID),
+		noNUL: true,
 	}
-	return true
 }
 
 // fastParser reads the strict subset of JSON the fast path accepts.
 type fastParser struct {
 	b []byte
 	i int
+	// high ORs together the bytes of the strings read: outside strings the
+	// parser takes only ASCII, so once a whole message has been read, no
+	// byte of high with its top bit set means it is ASCII, valid UTF-8.
+	high uint64
 }
 
 func (p *fastParser) peek() byte {
@@ -188,7 +206,8 @@ func (p *fastParser) peek() byte {
 
 // ws skips JSON whitespace.
 func (p *fastParser) ws() {
-	for p.i < len(p.b) {
+	// Most calls find none: one comparison rules out every byte above ' '.
+	for p.i < len(p.b) && p.b[p.i] <= ' ' {
 		switch p.b[p.i] {
 		case ' ', '\t', '\n', '\r':
 			p.i++
@@ -214,20 +233,49 @@ func (p *fastParser) str() (start, end int, ok bool) {
 		return 0, 0, false
 	}
 	start = p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
+	b, i := p.b, p.i
+	// Eight bytes at a time: most of a message is the contents of its
+	// strings. The lowest byte flagged is the first special one.
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		special := hasZeroByte(x^(lsb*'"')) | hasZeroByte(x^(lsb*'\\')) | hasByteBelow(x, 0x20)
+		if special == 0 {
+			p.high |= x
+			continue
+		}
+		n := bits.TrailingZeros64(special) / 8
+		if b[i+n] != '"' {
+			return 0, 0, false
+		}
+		p.high |= x & (1<<(8*n) - 1)
+		p.i = i + n + 1
+		return start, i + n, true
+	}
+	for ; i < len(b); i++ {
+		c := b[i]
 		switch {
 		case c == '"':
-			end = p.i
-			p.i++
-			return start, end, true
+			p.i = i + 1
+			return start, i, true
 		case c == '\\' || c < 0x20:
 			return 0, 0, false
 		}
-		p.i++
+		p.high |= uint64(c)
 	}
 	return 0, 0, false
 }
+
+// lsb has the lowest bit of every byte set; lsb*c repeats byte c eight times.
+const lsb = 0x0101010101010101
+
+// hasZeroByte is not zero if and only if some byte of x is zero, and then
+// its lowest set bit is the top bit of the lowest zero byte (a borrow, which
+// can flag a byte that is not zero, only runs upwards from one that is).
+func hasZeroByte(x uint64) uint64 { return (x - lsb) &^ x & (lsb << 7) }
+
+// hasByteBelow is not zero if and only if some byte of x is below n, for
+// n <= 0x80, and then flags the lowest such byte as hasZeroByte does.
+func hasByteBelow(x uint64, n byte) uint64 { return (x - lsb*uint64(n)) &^ x & (lsb << 7) }
 
 // number consumes a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 func (p *fastParser) number() bool {

@@ -83,6 +83,10 @@ type wire struct {
 	UserAgent      *string          `json:"user_agent"`
 	IP             *string          `json:"ip"`
 	SessionID      *string          `json:"session_id"`
+
+	// noNUL is set by the fast path, whose strings cannot hold a NUL (it
+	// refuses control characters and escapes), so order need not look.
+	noNUL bool
 }
 
 // maxIDLen bounds identifiers so one message cannot bloat indexes.
@@ -94,12 +98,15 @@ func Decode(raw []byte) (Order, error) {
 	if len(raw) > MaxPayload {
 		return Order{}, &Rejection{Reason: ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(raw), MaxPayload)}
 	}
+	// The fast path reads only; it runs before the UTF-8 check, which it
+	// makes unnecessary for the ASCII messages producers send.
+	var fast fastWire
+	if fast.decode(raw) && (fast.ascii || utf8.Valid(raw)) {
+		w := fast.wire()
+		return w.order()
+	}
 	if !utf8.Valid(raw) {
 		return Order{}, &Rejection{Reason: ReasonInvalidUTF8, Detail: "payload is not valid UTF-8"}
-	}
-	var fast fastWire
-	if fast.decode(raw) {
-		return fast.w.order()
 	}
 	return decodeSlow(raw)
 }
@@ -132,41 +139,37 @@ func (w *wire) order() (Order, error) {
 		// or holds a NUL would fail the whole batch's dead-letter COPY.
 		return Order{}, &Rejection{OrderID: usableID(id), Reason: reason, Detail: fmt.Sprintf(format, args...)}
 	}
-	for _, f := range []struct {
-		name string
-		v    any
-	}{{"order_id", w.OrderID}, {"customer_id", w.CustomerID}, {"product_id", w.ProductID}, {"quantity", w.Quantity},
-		{"unit_price", w.UnitPrice}, {"currency", w.Currency}, {"zip_code", w.ZipCode}, {"order_timestamp", w.OrderTimestamp}} {
-		if isNil(f.v) {
-			return fail(ReasonMissingField, "%s is required", f.name)
-		}
+	if name := w.missing(); name != "" {
+		return fail(ReasonMissingField, "%s is required", name)
 	}
-	strs := []struct {
+	// The order of the checks decides which rejection a message with
+	// several faults gets.
+	strs := [...]struct {
 		name string
 		v    string
 		max  int
 	}{{"order_id", id, maxIDLen}, {"customer_id", *w.CustomerID, maxIDLen}, {"product_id", *w.ProductID, maxIDLen},
 		{"zip_code", *w.ZipCode, 32}, {"currency", *w.Currency, 8},
 		{"user_agent", deref(w.UserAgent), 1024}, {"ip", deref(w.IP), 64}, {"session_id", deref(w.SessionID), maxIDLen}}
+	var trimmed [5]string
 	for i, s := range strs {
-		if i < 5 && strings.TrimSpace(s.v) == "" {
-			return fail(ReasonMissingField, "%s is empty", s.name)
+		if i < len(trimmed) {
+			if trimmed[i] = trimSpace(s.v); trimmed[i] == "" {
+				return fail(ReasonMissingField, "%s is empty", s.name)
+			}
 		}
 		if len(s.v) > s.max {
 			return fail(ReasonInvalidField, "%s is %d bytes, limit %d", s.name, len(s.v), s.max)
 		}
-		if strings.IndexByte(s.v, 0) >= 0 {
+		if !w.noNUL && strings.IndexByte(s.v, 0) >= 0 {
 			return fail(ReasonInvalidField, "%s contains a NUL character", s.name)
 		}
 	}
-	o.OrderID = strings.TrimSpace(id)
-	o.CustomerID = strings.TrimSpace(*w.CustomerID)
-	o.ProductID = strings.TrimSpace(*w.ProductID)
-	o.ZipCode = strings.TrimSpace(*w.ZipCode)
-	o.UserAgent, o.IP, o.SessionID = deref(w.UserAgent), deref(w.IP), deref(w.SessionID)
+	o.OrderID, o.CustomerID, o.ProductID, o.ZipCode = trimmed[0], trimmed[1], trimmed[2], trimmed[3]
+	o.UserAgent, o.IP, o.SessionID = strs[5].v, strs[6].v, strs[7].v
 
-	cur := strings.ToUpper(strings.TrimSpace(*w.Currency))
-	if len(cur) != 3 || strings.IndexFunc(cur, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
+	cur, ok := currencyCode(trimmed[4])
+	if !ok {
 		return fail(ReasonInvalidField, "currency %q is not a three-letter ISO 4217 code", *w.Currency)
 	}
 	o.Currency = cur
@@ -203,21 +206,72 @@ func (w *wire) order() (Order, error) {
 	return o, nil
 }
 
+// missing names the first required field that is absent or null, in the
+// order rejections have always reported them, or returns "".
+func (w *wire) missing() string {
+	switch {
+	case w.OrderID == nil:
+		return "order_id"
+	case w.CustomerID == nil:
+		return "customer_id"
+	case w.ProductID == nil:
+		return "product_id"
+	case isNullRaw(w.Quantity):
+		return "quantity"
+	case isNullRaw(w.UnitPrice):
+		return "unit_price"
+	case w.Currency == nil:
+		return "currency"
+	case w.ZipCode == nil:
+		return "zip_code"
+	case isNullRaw(w.OrderTimestamp):
+		return "order_timestamp"
+	}
+	return ""
+}
+
+// isNullRaw reports whether a raw field is absent or JSON null.
+func isNullRaw(p *json.RawMessage) bool {
+	return p == nil || string(*p) == "null"
+}
+
+// trimSpace is strings.TrimSpace with the call skipped for what producers
+// send: text that neither starts nor ends with an ASCII space or a
+// non-ASCII byte (which could begin a Unicode space).
+func trimSpace(s string) string {
+	if s != "" && notSpaceEdge(s[0]) && notSpaceEdge(s[len(s)-1]) {
+		return s
+	}
+	return strings.TrimSpace(s)
+}
+
+// notSpaceEdge reports whether c cannot be part of leading or trailing
+// white space that strings.TrimSpace would remove.
+func notSpaceEdge(c byte) bool {
+	return c > ' ' && c < utf8.RuneSelf
+}
+
+// currencyCode upper-cases a trimmed currency and reports whether it is
+// three letters A-Z. Codes that are already upper case come back as they
+// are, without the copy strings.ToUpper would make of a lower-case one.
+func currencyCode(cur string) (string, bool) {
+	if len(cur) == 3 && isUpper(cur[0]) && isUpper(cur[1]) && isUpper(cur[2]) {
+		return cur, true
+	}
+	cur = strings.ToUpper(cur)
+	if len(cur) != 3 || strings.IndexFunc(cur, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
+		return "", false
+	}
+	return cur, true
+}
+
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
 	}
 	return *s
-}
-
-func isNil(v any) bool {
-	switch p := v.(type) {
-	case *string:
-		return p == nil
-	case *json.RawMessage:
-		return p == nil || string(*p) == "null"
-	}
-	return v == nil
 }
 
 // peekID recovers order_id from an object whose other fields failed to
@@ -242,6 +296,49 @@ func usableID(id string) string {
 }
 
 func parseQuantity(raw json.RawMessage) (int64, error) {
+	if n, ok := parseQuantityFast(raw); ok {
+		return n, nil
+	}
+	return parseQuantitySlow(raw)
+}
+
+// parseQuantityFast reads what producers send, a bare or quoted integer of
+// at most 18 digits (so it cannot overflow), without the string copies of
+// parseQuantitySlow, which decides everything else. Its value is the one
+// strconv.ParseInt gives, leading zeros included.
+func parseQuantityFast(raw []byte) (int64, bool) {
+	raw = unquotePlain(raw)
+	neg := len(raw) > 0 && raw[0] == '-'
+	if neg {
+		raw = raw[1:]
+	}
+	if len(raw) == 0 || len(raw) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// unquotePlain strips the quotes of a string literal. A literal with an
+// escape is returned as it is, quotes and all, and so is refused by the
+// fast parsers, which accept no backslash or quote.
+func unquotePlain(raw []byte) []byte {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		return raw[1 : len(raw)-1]
+	}
+	return raw
+}
+
+func parseQuantitySlow(raw json.RawMessage) (int64, error) {
 	s := string(raw)
 	if len(s) > 0 && s[0] == '"' {
 		if err := unquote(raw, &s); err != nil {
@@ -281,6 +378,63 @@ const maxTotalCents = 1000 * maxCents
 // ParseCents reads a decimal amount, given as a JSON number or a numeric
 // string, as whole cents, rounding half away from zero.
 func ParseCents(raw json.RawMessage) (int64, error) {
+	if c, ok := parseCentsFast(raw); ok {
+		return c, nil
+	}
+	return parseCentsSlow(raw)
+}
+
+// maxFastWholeDigits keeps parseCentsFast below maxCents, so that it never
+// has a range error to report.
+const maxFastWholeDigits = 9
+
+// parseCentsFast reads the amounts producers send, such as "24.99", 1000
+// or "-0.5": a JSON number without exponent, at most two decimals and at
+// most maxFastWholeDigits before the point, bare or quoted without padding.
+// For those, parseCentsSlow's float is the nearest to the decimal, whose
+// shortest form is the decimal itself (two such decimals differ by 0.01, far
+// more than the float's precision), so its rounding gives exactly the
+// integer read here (FuzzParseCentsFastMatchesSlow checks it). ok is false
+// for everything else, including errors, which parseCentsSlow reports.
+func parseCentsFast(raw []byte) (int64, bool) {
+	s := unquotePlain(raw)
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	var c int64
+	i := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if i == maxFastWholeDigits {
+			return 0, false
+		}
+		c = c*10 + int64(s[i]-'0')
+	}
+	// JSON refuses leading zeros ("007"); so does parseCentsSlow.
+	if i == 0 || i > 1 && s[0] == '0' {
+		return 0, false
+	}
+	c *= 100
+	switch frac := s[i:]; {
+	case len(frac) == 0:
+	case len(frac) == 2 && frac[0] == '.' && isDigit(frac[1]):
+		c += 10 * int64(frac[1]-'0')
+	case len(frac) == 3 && frac[0] == '.' && isDigit(frac[1]) && isDigit(frac[2]):
+		c += 10*int64(frac[1]-'0') + int64(frac[2]-'0')
+	default:
+		return 0, false
+	}
+	if neg {
+		c = -c
+	}
+	return c, true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// parseCentsSlow is ParseCents for any input, and the reference
+// parseCentsFast is held to.
+func parseCentsSlow(raw json.RawMessage) (int64, error) {
 	s := string(raw)
 	if len(s) > 0 && s[0] == '"' {
 		if err := unquote(raw, &s); err != nil {
@@ -354,6 +508,98 @@ func roundCents(f float64) int64 {
 var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05"}
 
 func parseTimestamp(raw json.RawMessage) (time.Time, error) {
+	if t, ok := parseTimestampFast(raw); ok {
+		return t, nil
+	}
+	return parseTimestampSlow(raw)
+}
+
+// parseTimestampFast reads the form producers send, a quoted
+// 2006-01-02T15:04:05Z with up to nine fractional digits in a year from
+// 1970, without the string copies and layout loop of parseTimestampSlow.
+// It accepts only what time.Parse with RFC3339Nano accepts and the year
+// check passes, and gives the same time; ok is false for everything else,
+// which parseTimestampSlow decides.
+func parseTimestampFast(raw []byte) (time.Time, bool) {
+	if len(raw) < len(`"2006-01-02T15:04:05Z"`) || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return time.Time{}, false
+	}
+	s := raw[1 : len(raw)-1]
+	if s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[len(s)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	year, ok1 := twoDigits(s[0:2])
+	yy, ok2 := twoDigits(s[2:4])
+	month, ok3 := twoDigits(s[5:7])
+	day, ok4 := twoDigits(s[8:10])
+	hour, ok5 := twoDigits(s[11:13])
+	minute, ok6 := twoDigits(s[14:16])
+	sec, ok7 := twoDigits(s[17:19])
+	year = year*100 + yy
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) || year < 1970 ||
+		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := s[19 : len(s)-1]; len(frac) > 0 {
+		if len(frac) < 2 || len(frac) > 10 || frac[0] != '.' {
+			return time.Time{}, false
+		}
+		for _, c := range frac[1:] {
+			if !isDigit(c) {
+				return time.Time{}, false
+			}
+			nsec = nsec*10 + int(c-'0')
+		}
+		for range 10 - len(frac) {
+			nsec *= 10
+		}
+	}
+	// time.Date would find the same instant, normalising fields that are
+	// already in range; counting the days takes a fraction of its time.
+	days := 365*(year-1970) + leapYearsBefore(year) - leapYearsBefore(1970) + daysBeforeMonth[month] + day - 1
+	if month > 2 && daysIn(2, year) == 29 {
+		days++
+	}
+	unix := int64(days)*86400 + int64(hour*3600+minute*60+sec)
+	return time.Unix(unix, int64(nsec)).UTC(), true
+}
+
+// daysBeforeMonth is the number of days in a common year before each month,
+// from 1.
+var daysBeforeMonth = [13]int{0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
+
+// leapYearsBefore counts the Gregorian leap years from 1 to year-1.
+func leapYearsBefore(year int) int {
+	y := year - 1
+	return y/4 - y/100 + y/400
+}
+
+// twoDigits reads two decimal digits.
+func twoDigits(b []byte) (int, bool) {
+	if !isDigit(b[0]) || !isDigit(b[1]) {
+		return 0, false
+	}
+	return int(b[0]-'0')*10 + int(b[1]-'0'), true
+}
+
+// daysIn is the number of days in month of year, as time.Parse checks it.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// parseTimestampSlow is parseTimestamp for any input, and the reference
+// parseTimestampFast is held to.
+func parseTimestampSlow(raw json.RawMessage) (time.Time, error) {
 	s := string(raw)
 	var t time.Time
 	if len(s) > 0 && s[0] == '"' {
@@ -361,8 +607,8 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 			return t, err
 		}
 		s = strings.TrimSpace(s)
-		if isJSONNumber(s) { // unix seconds sent as a string, as CSV does
-			return parseTimestamp(json.RawMessage(s))
+		if mayBeJSONNumber(s) && isJSONNumber(s) { // unix seconds sent as a string, as CSV does
+			return parseTimestampSlow(json.RawMessage(s))
 		}
 		var err error
 		for _, layout := range timestampLayouts {
@@ -391,6 +637,20 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 		return t, fmt.Errorf("year %d is out of range", y)
 	}
 	return t, nil
+}
+
+// mayBeJSONNumber is a cheap test that lets an ordinary timestamp skip
+// isJSONNumber, whose json.Valid allocates an error for it: a JSON number
+// holds nothing but digits, '.', 'e', 'E', '+' and '-'.
+func mayBeJSONNumber(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isDigit(c), c == '.', c == 'e', c == 'E', c == '+', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Message is the JSON form producers push. UnitPrice is a decimal string in
