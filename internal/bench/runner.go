@@ -338,18 +338,27 @@ func (r *runner) enqueueAlone(ctx context.Context, payloads [][]byte) error {
 			label, stage = "generate + enqueue alone", StageGenerateEnqueue
 		}
 		r.progress(label, 0, n)
-		start := time.Now()
-		for done := 0; done < n; {
-			k := min(r.cfg.BatchSize, n-done)
-			batch := payloads[done : done+k]
-			if withGenerate {
-				batch = g.Batch(k)
-			}
+		done := 0
+		push := func(ctx context.Context, batch [][]byte) error {
 			if err := q.Push(ctx, batch, nil); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
-			done += k
+			done += len(batch)
 			r.progress(label, done, n)
+			return nil
+		}
+		start := time.Now()
+		if withGenerate {
+			// The producer of `redpg generate` (pipeline.Generate), chunked
+			// like the pass without it.
+			_, err = generate.Produce(ctx, g, n, r.cfg.BatchSize, push)
+		} else {
+			for err == nil && done < n {
+				err = push(ctx, payloads[done:min(done+r.cfg.BatchSize, n)])
+			}
+		}
+		if err != nil {
+			return err
 		}
 		r.res.Stages[stage] = Stage{Figure: figure(int64(n), time.Since(start)), Timing: "wall"}
 		if err := r.cfg.Redis.Unlink(ctx, ks.Queue(), ks.Produced()).Err(); err != nil {
@@ -429,8 +438,8 @@ func (r *runner) flatOut(ctx context.Context) (phase, error) {
 	}
 	var first, produced time.Time
 	counts, err := r.drive(ctx, "pipeline", r.cfg.Total, func(ctx context.Context) error {
-		for done := 0; done < r.cfg.Total; {
-			batch := g.Batch(min(r.cfg.BatchSize, r.cfg.Total-done))
+		done := 0
+		_, err := generate.Produce(ctx, g, r.cfg.Total, r.cfg.BatchSize, func(ctx context.Context, batch [][]byte) error {
 			if done == 0 {
 				first = time.Now()
 			}
@@ -439,9 +448,10 @@ func (r *runner) flatOut(ctx context.Context) (phase, error) {
 			}
 			done += len(batch)
 			lat.queued(done, time.Now())
-		}
+			return nil
+		})
 		produced = time.Now()
-		return nil
+		return err
 	})
 	if dash != nil {
 		ph.dash = dash.stop()

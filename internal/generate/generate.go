@@ -99,19 +99,38 @@ type Counts struct {
 }
 
 // Generator produces order messages. It is not safe for concurrent use.
+//
+// Messages are carved out of large blocks rather than allocated one by one
+// (allocating was a quarter of the generator's time), and capped at their
+// own length, so appending to one never overwrites the next. Duplicates are copied out of a private store of recent messages
+// instead of aliasing the originals, so that the store does not keep whole
+// blocks alive.
 type Generator struct {
 	cfg        Config
 	rng        *rand.Rand
-	products   []string
-	prices     map[string]int64
-	currencies []string
-	rates      map[string]float64
-	zips       []string
-	sent       [][]byte // recent valid messages, for duplicates
-	scratch    []byte   // reused while building a message
-	seq        int
-	counts     Counts
+	products   []string  // sorted: a seed must pick the same product whatever the map order
+	prices     []int64   // base price in USD cents, by product index
+	currencies []string  // sorted, as products
+	rates      []float64 // units per USD, by currency index
+	zips       []string  // sorted, as products
+	enc        encoder
+	// dupBelow and invalidBelow are Duplicates and Duplicates+Invalid
+	// scaled to the 53 bits rand.Float64 would divide by 2^53: comparing
+	// the integer draw picks exactly what comparing the float would.
+	dupBelow     uint64
+	invalidBelow uint64
+	sent         [][]byte // recent valid messages, kept only when duplicates are wanted
+	arena        []byte   // the block messages are carved from
+	seq          int
+	counts       Counts
 }
+
+// arenaBlock is the size of the blocks messages are carved from: a few
+// hundred messages, so a caller that keeps one message pins little.
+const arenaBlock = 64 << 10
+
+// keepSent is how many recent valid messages duplicates are drawn from.
+const keepSent = 4096
 
 // New returns a generator drawing from cat.
 func New(cat Catalog, cfg Config) (*Generator, error) {
@@ -120,7 +139,7 @@ func New(cat Catalog, cfg Config) (*Generator, error) {
 		return nil, err
 	}
 	g := &Generator{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		prices: cat.Products, rates: cat.Currencies, zips: append([]string(nil), cat.Zips...)}
+		zips: append([]string(nil), cat.Zips...)}
 	for id := range cat.Products {
 		g.products = append(g.products, id)
 	}
@@ -130,7 +149,23 @@ func New(cat Catalog, cfg Config) (*Generator, error) {
 	slices.Sort(g.products)
 	slices.Sort(g.currencies)
 	slices.Sort(g.zips)
+	for _, id := range g.products {
+		g.prices = append(g.prices, cat.Products[id])
+	}
+	for _, c := range g.currencies {
+		g.rates = append(g.rates, cat.Currencies[c])
+	}
+	g.dupBelow = threshold(cfg.Duplicates)
+	g.invalidBelow = threshold(cfg.Duplicates + cfg.Invalid)
+	g.enc = newEncoder(cfg, g.products, g.currencies, g.zips)
 	return g, nil
+}
+
+// threshold returns the t for which x < t exactly when x/2^53 < f, for
+// every integer x below 2^53: scaling by a power of two is exact, and an
+// integer is below a real number exactly when it is below its ceiling.
+func threshold(f float64) uint64 {
+	return uint64(math.Ceil(f * (1 << 53)))
 }
 
 // Counts reports what has been generated so far.
@@ -139,109 +174,150 @@ func (g *Generator) Counts() Counts { return g.counts }
 // Next returns the next message.
 func (g *Generator) Next() []byte {
 	g.counts.Total++
-	r := g.rng.Float64()
+	x := g.rng.Uint64() << 11 >> 11 // the draw behind rand.Float64
 	switch {
-	case r < g.cfg.Duplicates:
+	case x < g.dupBelow:
 		// Until a valid order has been sent there is nothing to re-send:
 		// send a valid one rather than fall through to an invalid one.
 		if len(g.sent) > 0 {
 			g.counts.Duplicates++
-			return g.sent[g.rng.IntN(len(g.sent))]
+			return g.carve(g.sent[g.rng.IntN(len(g.sent))])
 		}
-	case r < g.cfg.Duplicates+g.cfg.Invalid:
+	case x < g.invalidBelow:
 		g.counts.Invalid++
 		return g.invalid()
 	}
 	msg := g.valid()
 	g.counts.Unique++
-	const keep = 4096
-	if len(g.sent) < keep {
-		g.sent = append(g.sent, msg)
-	} else {
-		g.sent[g.rng.IntN(keep)] = msg
+	// The replacement slot is drawn even when duplicates are off, so that
+	// the stream does not depend on whether anything is kept.
+	if g.counts.Unique <= keepSent {
+		if g.dupBelow > 0 {
+			g.sent = append(g.sent, append([]byte(nil), msg...))
+		}
+	} else if i := g.rng.IntN(keepSent); g.dupBelow > 0 {
+		g.sent[i] = append(g.sent[i][:0], msg...)
 	}
 	return msg
 }
 
 // Batch returns the next n messages.
 func (g *Generator) Batch(n int) [][]byte {
-	out := make([][]byte, n)
-	for i := range out {
-		out[i] = g.Next()
-	}
-	return out
+	return g.AppendBatch(make([][]byte, 0, n), n)
 }
 
-// message draws the next valid order. Strings are built with strconv
-// rather than fmt: the producer's cost per order decides how close enqueue
-// gets to a raw LPUSH.
-func (g *Generator) message() order.Order {
+// AppendBatch appends the next n messages to dst, so that a producer can
+// reuse the slice of a chunk it has pushed.
+func (g *Generator) AppendBatch(dst [][]byte, n int) [][]byte {
+	for range n {
+		dst = append(dst, g.Next())
+	}
+	return dst
+}
+
+// carve copies msg into the arena.
+func (g *Generator) carve(msg []byte) []byte {
+	g.reserve(len(msg))
+	start := len(g.arena)
+	g.arena = append(g.arena, msg...)
+	return g.arena[start:len(g.arena):len(g.arena)]
+}
+
+// reserve makes room for n more bytes in the arena. Messages already
+// carved keep the block they were carved from.
+func (g *Generator) reserve(n int) {
+	if cap(g.arena)-len(g.arena) < n {
+		g.arena = make([]byte, 0, max(arenaBlock, n))
+	}
+}
+
+// draw is the random part of one order: everything else follows from it.
+type draw struct {
+	seq       int
+	product   int // index into Generator.products
+	currency  int // index into Generator.currencies
+	zip       int // index into Generator.zips
+	customer  int // 1 to Customers
+	quantity  int64
+	ageNanos  int64 // how long before Now the order was placed
+	unitCents int64 // the product's price in the currency
+}
+
+// draw takes the next order's random choices, in the order the stream has
+// always taken them, so that a seed keeps producing the same orders.
+func (g *Generator) draw() draw {
 	g.seq++
-	prod := g.products[g.rng.IntN(len(g.products))]
-	cur := g.currencies[g.rng.IntN(len(g.currencies))]
-	ts := g.cfg.Now
+	d := draw{seq: g.seq}
+	d.product = g.rng.IntN(len(g.products))
+	d.currency = g.rng.IntN(len(g.currencies))
 	if !g.cfg.Burst {
-		ts = ts.Add(-time.Duration(g.rng.Int64N(int64(time.Hour))))
+		d.ageNanos = g.rng.Int64N(int64(time.Hour))
 	}
-	priceUSD := g.prices[prod]
-	local := int64(math.Round(float64(priceUSD) * g.rates[cur]))
-	if local < 1 {
-		local = 1
-	}
-	cust := g.rng.IntN(g.cfg.Customers) + 1
-	b := g.scratch[:0]
-	b = appendPadded(append(b, "ORD-"+g.cfg.RunID+"-"...), g.seq, 8)
+	d.customer = g.rng.IntN(g.cfg.Customers) + 1
+	d.quantity = int64(1 + g.rng.IntN(5))
+	d.zip = g.rng.IntN(len(g.zips))
+	d.unitCents = max(int64(math.Round(float64(g.prices[d.product])*g.rates[d.currency])), 1)
+	return d
+}
+
+// order spells d out as an order: the slow way, for the invalid messages
+// that are edited before they are encoded.
+func (g *Generator) order(d *draw) order.Order {
+	run := g.cfg.RunID
+	b := appendZeroPadded([]byte("ORD-"+run+"-"), uint64(d.seq), 8)
 	orderID := string(b)
-	b = appendPadded(append(b[:0], "CUST-"...), cust, 5)
+	b = appendZeroPadded(append(b[:0], "CUST-"...), uint64(d.customer), 5)
 	customerID := string(b)
-	b = append(b[:0], "198.51."...)
-	b = append(strconv.AppendInt(b, int64(cust/250%256), 10), '.')
-	ip := string(strconv.AppendInt(b, int64(cust%250+1), 10))
-	b = append(b[:0], "sess-"+g.cfg.RunID+"-"...)
-	b = append(strconv.AppendInt(b, int64(cust), 10), '-')
-	session := string(strconv.AppendInt(b, int64(g.seq/7), 10))
-	g.scratch = b
 	return order.Order{
 		OrderID:        orderID,
 		CustomerID:     customerID,
-		ProductID:      prod,
-		Quantity:       int64(1 + g.rng.IntN(5)),
-		UnitPriceCents: local,
-		Currency:       cur,
-		ZipCode:        g.zips[g.rng.IntN(len(g.zips))],
-		OrderTimestamp: ts.UTC(),
-		UserAgent:      userAgents[cust%len(userAgents)],
-		IP:             ip,
-		SessionID:      session,
+		ProductID:      g.products[d.product],
+		Quantity:       d.quantity,
+		UnitPriceCents: d.unitCents,
+		Currency:       g.currencies[d.currency],
+		ZipCode:        g.zips[d.zip],
+		OrderTimestamp: g.cfg.Now.Add(-time.Duration(d.ageNanos)).UTC(),
+		UserAgent:      userAgents[d.customer%len(userAgents)],
+		IP:             string(appendIP(nil, d.customer)),
+		SessionID:      string(appendSession([]byte("sess-"+run+"-"), d)),
 	}
 }
 
-// appendPadded appends n in decimal, zero-padded to width digits.
-func appendPadded(b []byte, n, width int) []byte {
-	var digits [20]byte
-	d := strconv.AppendInt(digits[:0], int64(n), 10)
-	for i := len(d); i < width; i++ {
-		b = append(b, '0')
-	}
-	return append(b, d...)
+// appendIP appends the customer's address: one per customer.
+func appendIP(b []byte, customer int) []byte {
+	b = append(b, "198.51."...)
+	b = append(strconv.AppendInt(b, int64(customer/250%256), 10), '.')
+	return strconv.AppendInt(b, int64(customer%250+1), 10)
 }
 
+// appendSession appends the session number after the "sess-<run>-"
+// prefix: a customer's session changes every seven orders of the stream.
+func appendSession(b []byte, d *draw) []byte {
+	b = append(strconv.AppendInt(b, int64(d.customer), 10), '-')
+	return strconv.AppendInt(b, int64(d.seq/7), 10)
+}
+
+// valid returns the next valid order's message, written straight into the
+// arena.
 func (g *Generator) valid() []byte {
-	o := g.message()
-	g.scratch = order.AppendMessage(g.scratch[:0], &o)
-	return append([]byte(nil), g.scratch...)
+	d := g.draw()
+	g.reserve(g.enc.maxLen)
+	start := len(g.arena)
+	g.arena = g.enc.appendValid(g.arena, &d)
+	return g.arena[start:len(g.arena):len(g.arena)]
 }
 
 // invalid returns one of several kinds of broken message, each of which the
 // pipeline must dead-letter with a specific reason.
 func (g *Generator) invalid() []byte {
-	o := g.message()
+	d := g.draw()
+	o := g.order(&d)
 	m := o.Message()
 	switch g.rng.IntN(7) {
 	case 0:
 		return []byte(`{"order_id": "` + m.OrderID + `", "customer_id": `) // truncated JSON
 	case 1:
-		m.ProductID = "PROD-UNKNOWN-" + fmt.Sprint(g.rng.IntN(100))
+		m.ProductID = "PROD-UNKNOWN-" + strconv.Itoa(g.rng.IntN(100))
 	case 2:
 		m.Quantity = 0
 	case 3:

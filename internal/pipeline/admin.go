@@ -31,7 +31,9 @@ func (p *Pipeline) Catalog(ctx context.Context) (generate.Catalog, error) {
 type Progress func(done, total int, waitingAtDepth int64)
 
 // Generate produces n synthetic orders and enqueues them, waiting under
-// backpressure and never dropping one.
+// backpressure and never dropping one. Orders are queued in the order they
+// are generated; the next chunk is generated while the last one is pushed
+// (generate.Produce). progress is called from the caller's goroutine.
 func (p *Pipeline) Generate(ctx context.Context, n int, cfg generate.Config, progress Progress) (generate.Counts, error) {
 	cat, err := p.Catalog(ctx)
 	if err != nil {
@@ -42,21 +44,21 @@ func (p *Pipeline) Generate(ctx context.Context, n int, cfg generate.Config, pro
 		return generate.Counts{}, err
 	}
 	const chunk = 5000
-	for done := 0; done < n; {
-		batch := g.Batch(min(chunk, n-done))
+	done := 0
+	return generate.Produce(ctx, g, n, chunk, func(ctx context.Context, batch [][]byte) error {
 		if err := p.Push(ctx, batch, func(depth int64) {
 			if progress != nil {
 				progress(done, n, depth)
 			}
 		}); err != nil {
-			return g.Counts(), err
+			return err
 		}
 		done += len(batch)
 		if progress != nil {
 			progress(done, n, 0)
 		}
-	}
-	return g.Counts(), nil
+		return nil
+	})
 }
 
 // Push enqueues raw messages (already JSON) with backpressure.
