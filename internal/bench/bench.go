@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redpg/redpg/internal/config"
 	"github.com/redpg/redpg/internal/keys"
 	"github.com/redpg/redpg/internal/schema"
 )
@@ -50,7 +51,8 @@ type Config struct {
 	// and COPY baselines. Defaults to 5000.
 	BatchSize int
 	// Workers is the number of pipeline workers, and of parallel COPY
-	// streams in the COPY baseline. Defaults to 2.
+	// streams in the COPY baseline. Defaults to config.DefaultWorkers (4),
+	// what redpg process runs unless told otherwise.
 	Workers int
 	// MaxQueueDepth is the queue length at which the producer waits, as
 	// in production. Defaults to 100000.
@@ -102,7 +104,7 @@ func (c Config) WithDefaults() Config {
 		c.BatchSize = 5000
 	}
 	if c.Workers == 0 {
-		c.Workers = 2
+		c.Workers = config.DefaultWorkers
 	}
 	if c.MaxQueueDepth == 0 {
 		c.MaxQueueDepth = 100000

@@ -121,7 +121,7 @@ then while it is idle, and reports their p50/p99.`,
 	f := cmd.Flags()
 	f.IntVar(&bc.Total, "total", 100000, "orders to push through the pipeline")
 	f.IntVar(&bc.BatchSize, "batch-size", 5000, "workers' batch size (and the baselines' chunk size)")
-	f.IntVarP(&bc.Workers, "workers", "w", 2, "pipeline workers (and parallel COPY streams in the baseline)")
+	f.IntVarP(&bc.Workers, "workers", "w", config.DefaultWorkers, "pipeline workers (and parallel COPY streams in the baseline), as many as redpg process runs by default")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.BoolVar(&viaBouncer, "pgbouncer", false, "workers connect through PgBouncer (PGBOUNCER_URL, or 127.0.0.1:6432)")
 	f.BoolVar(&bc.Keep, "keep", false, "keep the benchmark's schema and Redis keys")
