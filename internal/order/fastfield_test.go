@@ -82,14 +82,42 @@ func FuzzParseTimestampFastMatchesSlow(f *testing.F) {
 	})
 }
 
+// fastCase is one input of a fast path: whether the fast path takes it, and
+// what the whole function returns for it, value or error.
+type fastCase[T any] struct {
+	in   string
+	fast bool
+	want T      // when it decodes
+	err  string // when it does not
+}
+
+// runFastCases requires, for each case, that fast takes the input or not as
+// the case says, that full returns exactly what slow (the reference) does,
+// and that this is the case's value or error.
+func runFastCases[T any](t *testing.T, cases []fastCase[T], fast func([]byte) (T, bool), full, slow func(json.RawMessage) (T, error)) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			_, took := fast([]byte(tc.in))
+			require.Equal(t, tc.fast, took)
+			got, err := full(json.RawMessage(tc.in))
+			want, wantErr := slow(json.RawMessage(tc.in))
+			require.Equal(t, want, got)
+			require.Equal(t, wantErr, err)
+			if tc.err != "" {
+				require.EqualError(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
 func TestParseCentsFastPath(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in   string
-		fast bool   // whether parseCentsFast takes it
-		want int64  // when it decodes
-		err  string // when it does not
-	}{
+	tests := []fastCase[int64]{
 		{in: `24.99`, fast: true, want: 2499},
 		{in: `"249.99"`, fast: true, want: 24999},
 		{in: `1000`, fast: true, want: 100000},
@@ -122,33 +150,12 @@ func TestParseCentsFastPath(t *testing.T) {
 		{in: `"5`, err: "unexpected end of JSON input"},
 		{in: `"`, err: "unexpected end of JSON input"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			t.Parallel()
-			_, fast := parseCentsFast([]byte(tc.in))
-			require.Equal(t, tc.fast, fast)
-			got, err := ParseCents(json.RawMessage(tc.in))
-			want, wantErr := parseCentsSlow(json.RawMessage(tc.in))
-			require.Equal(t, want, got)
-			require.Equal(t, wantErr, err)
-			if tc.err != "" {
-				require.EqualError(t, err, tc.err)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tc.want, got)
-		})
-	}
+	runFastCases(t, tests, parseCentsFast, ParseCents, parseCentsSlow)
 }
 
 func TestParseQuantityFastPath(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in   string
-		fast bool
-		want int64
-		err  string
-	}{
+	tests := []fastCase[int64]{
 		{in: `3`, fast: true, want: 3},
 		{in: `"3"`, fast: true, want: 3},
 		{in: `-4`, fast: true, want: -4},
@@ -166,33 +173,12 @@ func TestParseQuantityFastPath(t *testing.T) {
 		{in: `-`, err: `"-" is not a whole number`},
 		{in: `"5`, err: "unexpected end of JSON input"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			t.Parallel()
-			_, fast := parseQuantityFast([]byte(tc.in))
-			require.Equal(t, tc.fast, fast)
-			got, err := parseQuantity(json.RawMessage(tc.in))
-			want, wantErr := parseQuantitySlow(json.RawMessage(tc.in))
-			require.Equal(t, want, got)
-			require.Equal(t, wantErr, err)
-			if tc.err != "" {
-				require.EqualError(t, err, tc.err)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tc.want, got)
-		})
-	}
+	runFastCases(t, tests, parseQuantityFast, parseQuantity, parseQuantitySlow)
 }
 
 func TestParseTimestampFastPath(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		in   string
-		fast bool
-		want time.Time
-		err  string
-	}{
+	tests := []fastCase[time.Time]{
 		{in: `"2024-05-01T12:30:00Z"`, fast: true, want: time.Date(2024, 5, 1, 12, 30, 0, 0, time.UTC)},
 		{in: `"2026-12-01T06:21:51.792051095Z"`, fast: true, want: time.Date(2026, 12, 1, 6, 21, 51, 792051095, time.UTC)},
 		{in: `"2024-05-01T12:30:00.5Z"`, fast: true, want: time.Date(2024, 5, 1, 12, 30, 0, 5e8, time.UTC)},
@@ -221,23 +207,7 @@ func TestParseTimestampFastPath(t *testing.T) {
 		{in: `"0000-01-01T00:00:00Z"`, err: "year 0 is out of range"},
 		{in: `"2024-05-01T12:30:00Z`, err: "unexpected end of JSON input"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			t.Parallel()
-			_, fast := parseTimestampFast([]byte(tc.in))
-			require.Equal(t, tc.fast, fast)
-			got, err := parseTimestamp(json.RawMessage(tc.in))
-			want, wantErr := parseTimestampSlow(json.RawMessage(tc.in))
-			require.Equal(t, want, got)
-			require.Equal(t, wantErr, err)
-			if tc.err != "" {
-				require.EqualError(t, err, tc.err)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tc.want, got)
-		})
-	}
+	runFastCases(t, tests, parseTimestampFast, parseTimestamp, parseTimestampSlow)
 }
 
 func TestTrimSpaceMatchesStrings(t *testing.T) {
