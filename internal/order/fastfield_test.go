@@ -13,6 +13,21 @@ import (
 // exactly what the slow paths they skip give: the same value, and never a
 // verdict of their own on what they do not take.
 
+// fuzzFastMatchesSlow fuzzes full, fast path and all, from seeds, and
+// requires it to give what slow, the reference, gives for any input: the
+// same value or the same error.
+func fuzzFastMatchesSlow[T any](f *testing.F, seeds []string, full, slow func(json.RawMessage) (T, error)) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, wantErr := slow(json.RawMessage(s))
+		got, gotErr := full(json.RawMessage(s))
+		require.Equal(t, want, got, s)
+		require.Equal(t, wantErr, gotErr, s)
+	})
+}
+
 // centsSeeds are amounts at the edges of parseCentsFast.
 var centsSeeds = []string{
 	`24.99`, `"24.99"`, `1000`, `-5.00`, `0.5`, `"0.50"`, `-0`, `"-0.00"`, `0`, `999999999.99`, `-999999999.99`,
@@ -24,15 +39,7 @@ var centsSeeds = []string{
 // give what parseCentsSlow, the reference, gives for any input: the same
 // cents or the same error.
 func FuzzParseCentsFastMatchesSlow(f *testing.F) {
-	for _, s := range centsSeeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, wantErr := parseCentsSlow(json.RawMessage(s))
-		got, gotErr := ParseCents(json.RawMessage(s))
-		require.Equal(t, want, got, s)
-		require.Equal(t, wantErr, gotErr, s)
-	})
+	fuzzFastMatchesSlow(f, centsSeeds, ParseCents, parseCentsSlow)
 }
 
 // quantitySeeds are quantities at the edges of parseQuantityFast.
@@ -44,15 +51,7 @@ var quantitySeeds = []string{
 // FuzzParseQuantityFastMatchesSlow holds parseQuantity to parseQuantitySlow
 // as FuzzParseCentsFastMatchesSlow holds ParseCents to parseCentsSlow.
 func FuzzParseQuantityFastMatchesSlow(f *testing.F) {
-	for _, s := range quantitySeeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, wantErr := parseQuantitySlow(json.RawMessage(s))
-		got, gotErr := parseQuantity(json.RawMessage(s))
-		require.Equal(t, want, got, s)
-		require.Equal(t, wantErr, gotErr, s)
-	})
+	fuzzFastMatchesSlow(f, quantitySeeds, parseQuantity, parseQuantitySlow)
 }
 
 // timestampSeeds are timestamps at the edges of parseTimestampFast.
@@ -71,15 +70,7 @@ var timestampSeeds = []string{
 // parseTimestampSlow as FuzzParseCentsFastMatchesSlow holds ParseCents to
 // parseCentsSlow.
 func FuzzParseTimestampFastMatchesSlow(f *testing.F) {
-	for _, s := range timestampSeeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, wantErr := parseTimestampSlow(json.RawMessage(s))
-		got, gotErr := parseTimestamp(json.RawMessage(s))
-		require.Equal(t, want, got, s)
-		require.Equal(t, wantErr, gotErr, s)
-	})
+	fuzzFastMatchesSlow(f, timestampSeeds, parseTimestamp, parseTimestampSlow)
 }
 
 // fastCase is one input of a fast path: whether the fast path takes it, and
