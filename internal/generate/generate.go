@@ -102,9 +102,9 @@ type Counts struct {
 //
 // Messages are carved out of large blocks rather than allocated one by one
 // (allocating was a quarter of the generator's time), and capped at their
-// own length, so appending to one never overwrites the next. Duplicates are copied out of a private store of recent messages
-// instead of aliasing the originals, so that the store does not keep whole
-// blocks alive.
+// own length, so appending to one never overwrites the next. Duplicates are
+// copied out of a private store of recent messages instead of aliasing the
+// originals, so that the store does not keep whole blocks alive.
 type Generator struct {
 	cfg        Config
 	rng        *rand.Rand
