@@ -198,7 +198,7 @@ func TestRedisRestart(t *testing.T) {
 	})
 	waitFor(t, time.Minute, "the queue to drain", func() bool {
 		s, err := p.Queue().Snapshot(context.Background())
-		return err == nil && s.Depth == 0 && s.InFlight == 0
+		return err == nil && s.Depth == 0 && s.InFlight() == 0
 	})
 	require.NoError(t, worker.cmd.Process.Signal(os.Interrupt))
 	require.Equal(t, 0, worker.wait(t, time.Minute), "redpg process did not stop cleanly:\n%s", tail(worker.stderr.String(), 3000))

@@ -218,7 +218,7 @@ func TestCrashPoints(t *testing.T) {
 		env, gen, want := setup(t)
 		p := newPipeline(t, env, nil, pipeline.Config{})
 		// A worker claims a batch and dies at once: its lease is already over.
-		b, err := p.Queue().Claim(context.Background(), "dead-worker", "b-dead-after-claim", 500, time.Now().Add(-time.Second))
+		b, err := p.Queue().Claim(context.Background(), "dead-worker", "b-dead-after-claim", 500, -time.Second)
 		require.NoError(t, err)
 		require.Len(t, b.Messages, 500)
 		finish(t, env, gen, want, b.ID, "abandoned")
@@ -248,7 +248,7 @@ func TestCrashPoints(t *testing.T) {
 			// after COMMIT.
 			s, err := p.Queue().Snapshot(context.Background())
 			require.NoError(t, err)
-			require.Equal(t, int64(500), s.InFlight, "the dead worker's batch must stay claimed")
+			require.Equal(t, int64(500), s.InFlight(), "the dead worker's batch must stay claimed")
 			var status string
 			_ = env.PG.QueryRow(context.Background(), "SELECT status FROM "+env.Tables.Batches()+" WHERE batch_id = $1", crashed).Scan(&status)
 			rows := env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders())

@@ -1,61 +1,116 @@
-// Package keys builds every Redis key redpg uses, in one place, under a
-// configurable prefix so that tenants and tests never collide.
+// Package keys builds every Redis key redpg uses, in one place.
 //
-// All keys start with "<prefix>orders:" or "<prefix>lookups:", which is what
-// `redpg clear` scans for.
+// A deployment is named by its ingestion queue. The queue keeps the plain
+// name producers push to — "orders:ingestion" by default, which is the
+// Python reference's key, so its producers feed redpg unchanged — and every
+// other key of the deployment lives under
+//
+//	redpg:{<queue>}:
+//
+// The braces are a Redis Cluster hash tag: every key of a deployment,
+// including the queue itself (a key without braces hashes whole, and
+// "orders:ingestion" hashes exactly like the tag "{orders:ingestion}"), falls
+// into one slot, so a Lua script or MULTI touching several of them can
+// never fail with CROSSSLOT. The closing brace also ends the namespace:
+// because a queue name may not contain braces, no deployment's namespace
+// can be a prefix of another's ("orders:eu" and "orders:eu:x" give
+// "redpg:{orders:eu}:" and "redpg:{orders:eu:x}:"), so clearing one can
+// never touch another. Nothing lives under the reference's own keys
+// (orders:dedup, orders:processing, lookups …), so the two can share a Redis.
 package keys
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
-// Space is a key namespace. The zero value uses no prefix.
+// DefaultQueue is the queue of a deployment with no key prefix: the key the
+// Python reference's producers push to.
+const DefaultQueue = "orders:ingestion"
+
+// Space is one deployment's key namespace. The zero value is the default
+// deployment.
 type Space struct {
-	// Prefix is prepended to every key, for example "tenant1:".
+	// Prefix is prepended to the queue name, for tenants and tests:
+	// "eu:" gives the queue "eu:orders:ingestion". It may not contain
+	// braces (the hash tag is derived from it) or glob characters.
 	Prefix string
 }
 
 // Queue is the ingestion list: producers LPUSH, workers take from the tail.
-func (s Space) Queue() string { return s.Prefix + "orders:ingestion" }
+func (s Space) Queue() string { return s.Prefix + DefaultQueue }
+
+// Tag is the deployment's Redis Cluster hash tag, braces included.
+func (s Space) Tag() string { return "{" + s.Queue() + "}" }
+
+// Namespace is what every key of the deployment except the queue starts
+// with.
+func (s Space) Namespace() string { return "redpg:" + s.Tag() + ":" }
+
+func (s Space) key(parts ...string) string { return s.Namespace() + strings.Join(parts, ":") }
 
 // Processing is the list holding the batch a worker has claimed but not yet
 // acknowledged.
-func (s Space) Processing(worker string) string { return s.Prefix + "orders:processing:" + worker }
+func (s Space) Processing(worker string) string { return s.key("processing", worker) }
 
-// Inflight is the hash describing a worker's claimed batch (batch_id, attempts).
-func (s Space) Inflight(worker string) string { return s.Prefix + "orders:inflight:" + worker }
+// Inflight is the hash describing a worker's claimed batch (batch_id,
+// attempts, quarantine, mark).
+func (s Space) Inflight(worker string) string { return s.key("inflight", worker) }
 
 // Quarantine holds messages requeued too often: each killed the worker that
 // held it, so they are dead-lettered without being decoded again.
-func (s Space) Quarantine() string { return s.Prefix + "orders:quarantine" }
+func (s Space) Quarantine() string { return s.key("quarantine") }
 
-// Workers is the sorted set of worker ids scored by lease deadline (unix ms).
-func (s Space) Workers() string { return s.Prefix + "orders:workers" }
+// Workers is the sorted set of worker ids scored by lease deadline (unix ms
+// on the Redis server's clock).
+func (s Space) Workers() string { return s.key("workers") }
+
+// WorkerInfo is the hash of what each worker says about itself (version,
+// host, pid), keyed by worker id.
+func (s Space) WorkerInfo() string { return s.key("workers", "info") }
 
 // Dedup is the sorted set of promoted order ids scored by when they were
 // seen (unix ms): a sliding de-duplication window per id.
-func (s Space) Dedup() string { return s.Prefix + "orders:dedup" }
+func (s Space) Dedup() string { return s.key("dedup") }
 
-// Produced counts every message ever enqueued, for reconciliation.
-func (s Space) Produced() string { return s.Prefix + "orders:stats:produced" }
+// Produced counts the messages redpg's own producers enqueued.
+func (s Space) Produced() string { return s.key("stats", "produced") }
+
+// Account is the hash of counters that reconciliation balances: claimed,
+// returned and discarded messages, and the database the counters belong
+// to (see internal/queue for who writes which field).
+func (s Space) Account() string { return s.key("account") }
 
 // Events is the pub/sub channel on which producers announce new work and
 // workers announce promotions, so nobody polls on a timer.
-func (s Space) Events() string { return s.Prefix + "orders:events" }
+func (s Space) Events() string { return s.key("events") }
 
 // LookupVersion holds the version of the current lookup snapshot.
-func (s Space) LookupVersion() string { return s.Prefix + "lookups:version" }
+func (s Space) LookupVersion() string { return s.key("lookups", "version") }
 
 // Lookup is the hash holding one lookup table (products, currencies,
 // zipcodes) of snapshot version v.
 func (s Space) Lookup(v int64, table string) string {
-	return s.Prefix + "lookups:" + strconv.FormatInt(v, 10) + ":" + table
+	return s.key("lookups", strconv.FormatInt(v, 10), table)
 }
 
-// OrdersPattern is the SCAN pattern matching every pipeline key: queue,
-// processing lists, leases, de-dup window and counters.
-func (s Space) OrdersPattern() string { return escapeGlob(s.Prefix) + "orders:*" }
+// Lock is a short-lived mutex named name, held by one process at a time.
+func (s Space) Lock(name string) string { return s.key("lock", name) }
+
+// Pattern is the SCAN pattern matching every key of the deployment except
+// the queue itself (clear it by name).
+func (s Space) Pattern() string { return escapeGlob(s.Namespace()) + "*" }
 
 // LookupsPattern is the SCAN pattern matching every lookup snapshot key.
-func (s Space) LookupsPattern() string { return escapeGlob(s.Prefix) + "lookups:*" }
+func (s Space) LookupsPattern() string { return escapeGlob(s.key("lookups")) + ":*" }
+
+// ReferenceCounters are the depth counters the Python reference's producers
+// INCRBY for every order they queue and expect its consumer to decrement:
+// "<queue>:counter" and "backpressure:ingestion". They belong to the
+// reference; redpg only keeps them truthful when they exist.
+func (s Space) ReferenceCounters() []string {
+	return []string{s.Queue() + ":counter", s.Prefix + "backpressure:ingestion"}
+}
 
 func escapeGlob(p string) string {
 	out := make([]byte, 0, len(p))

@@ -90,70 +90,59 @@ func TestGlobMatch(t *testing.T) {
 	}
 }
 
-// orderKeys and lookupKeys are every key of s, by the pattern meant to find it.
-func orderKeys(s Space) []string {
-	return []string{s.Queue(), s.Processing("w1"), s.Processing("host:123:abc"), s.Inflight("w1"),
-		s.Workers(), s.Dedup(), s.Produced(), s.Events()}
+// allKeys is every key of s except the queue.
+func allKeys(s Space) []string {
+	return []string{s.Processing("w1"), s.Processing("host:123:abc"), s.Inflight("w1"),
+		s.Workers(), s.WorkerInfo(), s.Dedup(), s.Produced(), s.Account(), s.Events(), s.Lock("refresh"),
+		s.LookupVersion(), s.Lookup(1, "products"), s.Lookup(42, "currencies"), s.Lookup(-1, "zipcodes")}
 }
 
-func lookupKeys(s Space) []string {
-	return []string{s.LookupVersion(), s.Lookup(1, "products"), s.Lookup(42, "currencies"), s.Lookup(-1, "zipcodes")}
-}
+// prefixes are valid key prefixes (config refuses braces), several of them
+// glob characters and prefixes of each other.
+var prefixes = []string{"", "tenant1:", "test-abc_123:", "t*", "a?b", "x[1]", "we[ir]d]", `back\slash`, "^[!]*?:",
+	"orders:", "orders:eu:", "orders:eu:x:", "tenant1:sub:"}
 
-var prefixes = []string{"", "tenant1:", "test-abc_123:", "t*", "a?b", "x[1]", "we[ir]d]", `back\slash`, "{hash}:", "^[!]*?:"}
+// referenceKeys are what the Python reference writes besides the queue.
+var referenceKeys = []string{"orders:dedup", "orders:processing", "orders:processing:counter", "orders:ingestion:counter",
+	"lookups", "backpressure:ingestion", "pipeline:events"}
 
-func TestKeysStartWithPrefixAndMatchTheirPattern(t *testing.T) {
+func TestEveryKeySharesTheQueuesClusterSlot(t *testing.T) {
 	t.Parallel()
 	for _, p := range prefixes {
 		s := Space{Prefix: p}
-		for _, k := range orderKeys(s) {
-			require.True(t, strings.HasPrefix(k, p+"orders:"), "%q", k)
-			require.True(t, globMatch(s.OrdersPattern(), k), "%q ~ %q", s.OrdersPattern(), k)
-			require.False(t, globMatch(s.LookupsPattern(), k), "%q ~ %q", s.LookupsPattern(), k)
+		want := slot(s.Queue())
+		for _, k := range allKeys(s) {
+			require.True(t, strings.HasPrefix(k, s.Namespace()), "%q", k)
+			require.Equal(t, want, slot(k), "%q and the queue %q must share a slot", k, s.Queue())
+			require.True(t, globMatch(s.Pattern(), k), "%q ~ %q", s.Pattern(), k)
 		}
-		for _, k := range lookupKeys(s) {
-			require.True(t, strings.HasPrefix(k, p+"lookups:"), "%q", k)
-			require.True(t, globMatch(s.LookupsPattern(), k), "%q ~ %q", s.LookupsPattern(), k)
-			require.False(t, globMatch(s.OrdersPattern(), k), "%q ~ %q", s.OrdersPattern(), k)
-		}
+		require.False(t, globMatch(s.Pattern(), s.Queue()), "the queue is cleared by name")
 	}
+	require.Equal(t, slot("orders:ingestion"), slot("redpg:{orders:ingestion}:account"))
+	require.Equal(t, uint16(12182), slot("foo"), "the slot function agrees with Redis's CLUSTER KEYSLOT foo")
 }
 
-func TestPatternsDoNotReachOtherPrefixes(t *testing.T) {
+func TestPatternsDoNotReachOtherDeployments(t *testing.T) {
 	t.Parallel()
-	// A glob character in a prefix is literal: tenant "t*" must not clear
-	// tenant "tX", nor "x[1]" clear "x1".
+	// A prefix that is a prefix of another's ("orders:eu:" and
+	// "orders:eu:x:"), or that holds glob characters, must not reach the
+	// other's keys, nor the reference's.
 	for _, p := range prefixes {
 		s := Space{Prefix: p}
-		for _, q := range append(prefixes, "tX", "aXb", "x1", "", "other:", "tenant1:sub:") {
+		for _, q := range append(prefixes, "tX", "aXb", "x1", "other:") {
 			if q == p {
 				continue
 			}
 			other := Space{Prefix: q}
-			for _, k := range append(orderKeys(other), lookupKeys(other)...) {
-				if strings.HasPrefix(k, p+"orders:") || strings.HasPrefix(k, p+"lookups:") {
-					continue // genuinely inside p's namespace, e.g. p "" and q "orders:"
-				}
-				require.False(t, globMatch(s.OrdersPattern(), k), "prefix %q pattern %q matches %q", p, s.OrdersPattern(), k)
+			for _, k := range append(allKeys(other), other.Queue()) {
+				require.False(t, globMatch(s.Pattern(), k), "prefix %q pattern %q matches %q", p, s.Pattern(), k)
 				require.False(t, globMatch(s.LookupsPattern(), k), "prefix %q pattern %q matches %q", p, s.LookupsPattern(), k)
 			}
 		}
-	}
-}
-
-func TestPatternsEscapeGlobCharacters(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ prefix, orders, lookups string }{
-		{"", "orders:*", "lookups:*"},
-		{"tenant1:", "tenant1:orders:*", "tenant1:lookups:*"},
-		{"t*", `t\*orders:*`, `t\*lookups:*`},
-		{"a?[b]", `a\?\[b\]orders:*`, `a\?\[b\]lookups:*`},
-		{`a\b`, `a\\borders:*`, `a\\blookups:*`},
-	}
-	for _, tc := range tests {
-		s := Space{Prefix: tc.prefix}
-		require.Equal(t, tc.orders, s.OrdersPattern())
-		require.Equal(t, tc.lookups, s.LookupsPattern())
+		for _, k := range referenceKeys {
+			require.False(t, globMatch(s.Pattern(), k), "%q", k)
+			require.NotContains(t, allKeys(s), k)
+		}
 	}
 }
 
@@ -161,23 +150,46 @@ func TestKeyNames(t *testing.T) {
 	t.Parallel()
 	s := Space{Prefix: "p:"}
 	require.Equal(t, "p:orders:ingestion", s.Queue())
-	require.Equal(t, "p:orders:processing:w1", s.Processing("w1"))
-	require.Equal(t, "p:orders:inflight:w1", s.Inflight("w1"))
-	require.Equal(t, "p:orders:workers", s.Workers())
-	require.Equal(t, "p:orders:dedup", s.Dedup())
-	require.Equal(t, "p:orders:stats:produced", s.Produced())
-	require.Equal(t, "p:orders:events", s.Events())
-	require.Equal(t, "p:lookups:version", s.LookupVersion())
-	require.Equal(t, "p:lookups:7:products", s.Lookup(7, "products"))
-	require.Equal(t, "orders:ingestion", Space{}.Queue(), "the zero Space has no prefix")
+	require.Equal(t, "redpg:{p:orders:ingestion}:processing:w1", s.Processing("w1"))
+	require.Equal(t, "redpg:{p:orders:ingestion}:inflight:w1", s.Inflight("w1"))
+	require.Equal(t, "redpg:{p:orders:ingestion}:workers", s.Workers())
+	require.Equal(t, "redpg:{p:orders:ingestion}:dedup", s.Dedup())
+	require.Equal(t, "redpg:{p:orders:ingestion}:stats:produced", s.Produced())
+	require.Equal(t, "redpg:{p:orders:ingestion}:events", s.Events())
+	require.Equal(t, "redpg:{p:orders:ingestion}:lookups:version", s.LookupVersion())
+	require.Equal(t, "redpg:{p:orders:ingestion}:lookups:7:products", s.Lookup(7, "products"))
+	require.Equal(t, `redpg:{p:orders:ingestion}:*`, s.Pattern())
+	require.Equal(t, `redpg:{t\*orders:ingestion}:*`, Space{Prefix: "t*"}.Pattern())
+	require.Equal(t, "orders:ingestion", Space{}.Queue(), "the zero Space pushes where the reference does")
+	require.Equal(t, []string{"orders:ingestion:counter", "backpressure:ingestion"}, Space{}.ReferenceCounters())
 
 	// Every key is distinct, and per-worker keys differ by worker.
-	all := append(orderKeys(s), lookupKeys(s)...)
 	seen := map[string]bool{}
-	for _, k := range all {
+	for _, k := range append(allKeys(s), s.Queue()) {
 		require.False(t, seen[k], "%q twice", k)
 		seen[k] = true
 	}
 	require.NotEqual(t, s.Processing("w1"), s.Processing("w2"))
-	require.NotEqual(t, s.Lookup(1, "products"), s.Lookup(2, "products"))
+}
+
+// slot is Redis Cluster's key slot: CRC16 (XMODEM) of the key's hash tag,
+// or of the whole key when it has none, modulo 16384.
+func slot(key string) uint16 {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc % 16384
 }

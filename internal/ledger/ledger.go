@@ -35,6 +35,14 @@ type Counts struct {
 	Rejected   int64 // written to orders_rejected
 }
 
+// Claim places a batch in the Redis account's history: the account's epoch
+// and its claimed count right after the batch was claimed (queue.Batch).
+// The zero Claim is for rows that were not claimed from Redis (replays).
+type Claim struct {
+	Epoch string
+	Mark  int64
+}
+
 // Add returns c + o.
 func (c Counts) Add(o Counts) Counts {
 	return Counts{c.Received + o.Received, c.Promoted + o.Promoted, c.Duplicates + o.Duplicates, c.Rejected + o.Rejected}
@@ -43,12 +51,16 @@ func (c Counts) Add(o Counts) Counts {
 // Record inserts the batch's row inside the promoting transaction. It
 // reports false when the batch was already decided (committed earlier, or
 // abandoned by a reaper): the caller must then roll back.
-func Record(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID, status, worker string, c Counts) (bool, error) {
+//
+// claim places the batch in the Redis account's history; reconciliation
+// uses it to tell which committed batches a reading of the account covers.
+func Record(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID, status, worker string, claim Claim, c Counts) (bool, error) {
 	var one int
 	err := tx.QueryRow(ctx, "INSERT INTO "+t.Batches()+
-		" (batch_id, status, worker, received, promoted, duplicates, rejected) VALUES ($1, $2, $3, $4, $5, $6, $7)"+
+		" (batch_id, status, worker, received, promoted, duplicates, rejected, claim_epoch, claim_mark)"+
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, 0))"+
 		" ON CONFLICT (batch_id) DO NOTHING RETURNING 1",
-		batchID, status, worker, c.Received, c.Promoted, c.Duplicates, c.Rejected).Scan(&one)
+		batchID, status, worker, c.Received, c.Promoted, c.Duplicates, c.Rejected, claim.Epoch, claim.Mark).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

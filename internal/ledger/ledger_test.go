@@ -18,7 +18,7 @@ func record(t *testing.T, env *testenv.Env, batchID, status string, c ledger.Cou
 	var ok bool
 	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
 		var err error
-		ok, err = ledger.Record(ctx, tx, env.Tables, batchID, status, "w-1", c)
+		ok, err = ledger.Record(ctx, tx, env.Tables, batchID, status, "w-1", ledger.Claim{}, c)
 		return err
 	}))
 	return ok
@@ -87,7 +87,7 @@ func TestFenceWaitsForAnInFlightCommit(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		tx, err := env.PG.Begin(ctx)
 		require.NoError(t, err)
-		ok, err := ledger.Record(ctx, tx, env.Tables, "b-race", ledger.Committed, "slow-worker", ledger.Counts{Received: 1, Promoted: 1})
+		ok, err := ledger.Record(ctx, tx, env.Tables, "b-race", ledger.Committed, "slow-worker", ledger.Claim{}, ledger.Counts{Received: 1, Promoted: 1})
 		require.NoError(t, err)
 		require.True(t, ok)
 
@@ -156,7 +156,7 @@ func TestRecordRejectsUnknownStatus(t *testing.T) {
 	env := testenv.New(t)
 	ctx := context.Background()
 	err := pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
-		_, err := ledger.Record(ctx, tx, env.Tables, "b-1", "maybe", "w", ledger.Counts{})
+		_, err := ledger.Record(ctx, tx, env.Tables, "b-1", "maybe", "w", ledger.Claim{}, ledger.Counts{})
 		return err
 	})
 	require.Error(t, err)

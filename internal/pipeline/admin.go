@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redpg/redpg/internal/generate"
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/views"
@@ -61,8 +63,12 @@ func (p *Pipeline) Generate(ctx context.Context, n int, cfg generate.Config, pro
 	})
 }
 
-// Push enqueues raw messages (already JSON) with backpressure.
+// Push enqueues raw messages (already JSON) with backpressure, once the
+// deployment's Redis account is bound to this database (see Bind).
 func (p *Pipeline) Push(ctx context.Context, msgs [][]byte, onWait queue.WaitFunc) error {
+	if err := p.Bind(ctx); err != nil {
+		return err
+	}
 	return p.queue.Push(ctx, msgs, onWait)
 }
 
@@ -86,26 +92,34 @@ func (p *Pipeline) RefreshViews(ctx context.Context) error {
 
 // ClearOptions selects what Clear removes.
 type ClearOptions struct {
-	Cache bool // the lookup snapshot
-	Dedup bool // the de-duplication window
-	Queue bool // queued and in-flight messages
-	All   bool // every redpg key in Redis and every pipeline row in PostgreSQL
+	Cache   bool // the lookup snapshot
+	Dedup   bool // the de-duplication window
+	Queue   bool // queued and in-flight messages
+	Account bool // the Redis account: start it over in a new, acknowledged epoch
+	All     bool // every key of the deployment in Redis and every pipeline row in PostgreSQL
 }
 
 // Clear removes what opts selects. Lookup tables in PostgreSQL are never
-// touched.
+// touched, nor any Redis key outside the deployment's namespace (see
+// keys.Space) and its queue: another deployment sharing the Redis, or the
+// Python reference's own keys, cannot be hit whatever the prefixes.
 func (p *Pipeline) Clear(ctx context.Context, opts ClearOptions) error {
 	k := p.cfg.Keys
 	if opts.All {
-		for _, pattern := range []string{k.OrdersPattern(), k.LookupsPattern()} {
-			if err := p.unlinkMatching(ctx, pattern); err != nil {
-				return err
-			}
+		if err := p.unlinkMatching(ctx, k.Pattern()); err != nil {
+			return err
+		}
+		if _, err := p.queue.Purge(ctx); err != nil {
+			return err
+		}
+		if err := p.rdb.Unlink(ctx, k.Queue()).Err(); err != nil {
+			return err
 		}
 		t := p.cfg.Tables
-		if _, err := p.pg.Exec(ctx, fmt.Sprintf("TRUNCATE %s, %s, %s, %s", t.Orders(), t.Staging(), t.Rejected(), t.Batches())); err != nil {
+		if _, err := p.pg.Exec(ctx, fmt.Sprintf("TRUNCATE %s, %s, %s, %s, %s", t.Orders(), t.Staging(), t.Rejected(), t.Batches(), t.Epochs())); err != nil {
 			return fmt.Errorf("truncate pipeline tables: %w", err)
 		}
+		p.bound.Store(false)
 		return p.RefreshViews(ctx)
 	}
 	var errs []error
@@ -119,18 +133,37 @@ func (p *Pipeline) Clear(ctx context.Context, opts ClearOptions) error {
 		_, err := p.queue.Purge(ctx)
 		errs = append(errs, err)
 	}
+	if opts.Account {
+		errs = append(errs, p.ResetAccount(ctx))
+	}
 	return errors.Join(errs...)
 }
 
-// unlinkMatching deletes every key matching pattern, a thousand at a time.
+// unlinkMatching deletes every key matching pattern, a thousand at a time,
+// on every master of a cluster.
 func (p *Pipeline) unlinkMatching(ctx context.Context, pattern string) error {
-	iter := p.rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	if cc, ok := p.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			return unlinkOn(ctx, node, pattern)
+		})
+	}
+	return unlinkOn(ctx, p.rdb, pattern)
+}
+
+func unlinkOn(ctx context.Context, rdb redis.Cmdable, pattern string) error {
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
 	var batch []string
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := p.rdb.Unlink(ctx, batch...).Err()
+		// One key at a time in a pipeline: keys of a cluster may sit in
+		// different slots.
+		pipe := rdb.Pipeline()
+		for _, key := range batch {
+			pipe.Unlink(ctx, key)
+		}
+		_, err := pipe.Exec(ctx)
 		batch = batch[:0]
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -159,6 +160,7 @@ type Pipeline struct {
 	queue   *queue.Queue
 	dedup   *dedup.Window
 	lookups *lookup.Cache
+	bound   atomic.Bool // Bind succeeded
 }
 
 // New assembles a pipeline. workerPG may be the same pool as pg; it is the

@@ -27,7 +27,7 @@ func TestMessageThatKeepsKillingWorkersIsQuarantined(t *testing.T) {
 
 	for i := 1; i <= maxDeliveries; i++ {
 		// A worker takes the message and dies: its lease is already over.
-		b, err := p.Queue().Claim(ctx, fmt.Sprintf("dead-%d", i), fmt.Sprintf("b-dead-%d", i), 50, time.Now().Add(-time.Second))
+		b, err := p.Queue().Claim(ctx, fmt.Sprintf("dead-%d", i), fmt.Sprintf("b-dead-%d", i), 50, -time.Second)
 		require.NoError(t, err)
 		require.NotNil(t, b, "delivery %d", i)
 		require.Equal(t, [][]byte{poison}, b.Messages)

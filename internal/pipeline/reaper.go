@@ -57,12 +57,8 @@ func (p *Pipeline) heartbeat(ctx context.Context, ids []string) {
 	tick := time.NewTicker(p.cfg.Lease / 3)
 	defer tick.Stop()
 	for {
-		deadline := time.Now().Add(p.cfg.Lease)
-		for _, id := range ids {
-			if err := p.queue.Heartbeat(ctx, id, deadline); err != nil && ctx.Err() == nil {
-				p.cfg.Logger.Warn("heartbeat failed", "worker", id, "err", err)
-				break
-			}
+		if err := p.queue.Heartbeat(ctx, p.cfg.Lease, ids...); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("heartbeat failed", "workers", len(ids), "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -96,7 +92,7 @@ func (p *Pipeline) reapLoop(ctx context.Context) {
 // abandoned in PostgreSQL first, so a worker that was only slow, not dead,
 // can no longer commit it.
 func (p *Pipeline) Reap(ctx context.Context) (int64, error) {
-	dead, err := p.queue.Expired(ctx, time.Now())
+	dead, err := p.queue.Expired(ctx, 0)
 	if err != nil {
 		return 0, err
 	}

@@ -25,10 +25,11 @@ func TestRedeliveredBatchIsAcknowledgedNotPromotedAgain(t *testing.T) {
 	gen, err := p.Generate(ctx, 120, generate.Config{Seed: 11}, nil)
 	require.NoError(t, err)
 
-	b, err := p.queue.Claim(ctx, "w", "b-1", 100, time.Now().Add(time.Hour))
+	b, err := p.queue.Claim(ctx, "w", "b-1", 100, time.Hour)
 	require.NoError(t, err)
 	pr, err := p.prepare(ctx, b.Messages)
 	require.NoError(t, err)
+	pr.claim = ledger.Claim{Epoch: b.Epoch, Mark: b.Mark}
 	out, err := p.commit(ctx, "w", b.ID, pr)
 	require.NoError(t, err)
 	require.Len(t, out.promoted, 100)
@@ -43,7 +44,7 @@ func TestRedeliveredBatchIsAcknowledgedNotPromotedAgain(t *testing.T) {
 	require.Equal(t, int64(100), env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()))
 
 	// Redelivered to the same worker: attempts 2, and handled by acking.
-	redelivered, err := p.queue.Claim(ctx, "w", "b-2", 100, time.Now().Add(time.Hour))
+	redelivered, err := p.queue.Claim(ctx, "w", "b-2", 100, time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, "b-1", redelivered.ID)
 	require.Equal(t, int64(2), redelivered.Attempts)
@@ -78,7 +79,7 @@ func TestCommitEachPromotesWhatItCan(t *testing.T) {
 	require.NoError(t, err)
 	gen, err := p.Generate(ctx, 20, generate.Config{Seed: 12}, nil)
 	require.NoError(t, err)
-	b, err := p.queue.Claim(ctx, "w", "b-each", 20, time.Now().Add(time.Hour))
+	b, err := p.queue.Claim(ctx, "w", "b-each", 20, time.Hour)
 	require.NoError(t, err)
 	pr, err := p.prepare(ctx, b.Messages)
 	require.NoError(t, err)

@@ -98,7 +98,7 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 			Duplicates: pr.duplicates + r.Duplicates(),
 			Rejected:   again - int64(taken), // letters left the store; some came back
 		}
-		if _, err := ledger.Record(ctx, tx, t, batchID, ledger.Replay, "replay", c); err != nil {
+		if _, err := ledger.Record(ctx, tx, t, batchID, ledger.Replay, "replay", ledger.Claim{}, c); err != nil {
 			return err
 		}
 		res.Replayed += int64(taken)

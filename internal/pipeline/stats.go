@@ -3,13 +3,9 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/redpg/redpg/internal/dlq"
-	"github.com/redpg/redpg/internal/ledger"
 	"github.com/redpg/redpg/internal/views"
 )
 
@@ -25,6 +21,8 @@ type Stats struct {
 	ProductionRows   int64            `json:"production_rows"`
 	RejectedRows     int64            `json:"rejected_rows"`
 	Produced         int64            `json:"produced_total"`
+	Arrived          int64            `json:"arrived_total"`
+	Claimed          int64            `json:"claimed_total"`
 	PromotedTotal    int64            `json:"promoted_total"`
 	DuplicatesTotal  int64            `json:"duplicates_total"`
 	RejectedTotal    int64            `json:"rejected_total"`
@@ -41,7 +39,8 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return s, err
 	}
-	s.QueueDepth, s.Processing, s.Produced, s.Workers, s.Quarantined = q.Depth, q.InFlight, q.Produced, q.Workers, q.Quarantined
+	s.QueueDepth, s.Processing, s.Produced, s.Workers, s.Quarantined = q.Depth, q.InFlight(), q.Produced, q.Workers, q.Quarantined
+	s.Arrived, s.Claimed = q.Arrived(), q.Claimed
 	if s.DedupWindowSize, err = p.dedup.Size(ctx); err != nil {
 		return s, err
 	}
@@ -66,93 +65,3 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 	return s, nil
 }
 
-// Reconciliation accounts for every message ever produced.
-type Reconciliation struct {
-	Produced         int64            `json:"produced"`
-	Promoted         int64            `json:"promoted"`
-	Duplicates       int64            `json:"duplicates"`
-	Rejected         int64            `json:"rejected"`
-	RejectedByReason map[string]int64 `json:"rejected_by_reason"`
-	Queued           int64            `json:"queued"`
-	InFlight         int64            `json:"in_flight"`
-	Unaccounted      int64            `json:"unaccounted"`
-	ProductionRows   int64            `json:"production_rows"`
-	DeadLetters      int64            `json:"dead_letters"`
-	Problems         []string         `json:"problems"`
-}
-
-// OK reports whether everything is accounted for.
-func (r Reconciliation) OK() bool { return len(r.Problems) == 0 }
-
-// String renders the reconciliation for people.
-func (r Reconciliation) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "produced     %d\n", r.Produced)
-	fmt.Fprintf(&b, "promoted     %d\n", r.Promoted)
-	fmt.Fprintf(&b, "duplicates   %d\n", r.Duplicates)
-	fmt.Fprintf(&b, "rejected     %d\n", r.Rejected)
-	for _, k := range slices.Sorted(maps.Keys(r.RejectedByReason)) {
-		fmt.Fprintf(&b, "  %-24s %d\n", k, r.RejectedByReason[k])
-	}
-	fmt.Fprintf(&b, "queued       %d\n", r.Queued)
-	fmt.Fprintf(&b, "in flight    %d\n", r.InFlight)
-	fmt.Fprintf(&b, "unaccounted  %d\n", r.Unaccounted)
-	if r.OK() {
-		b.WriteString("OK: produced = promoted + duplicates + rejected + queued + in flight\n")
-	}
-	for _, p := range r.Problems {
-		b.WriteString("PROBLEM: " + p + "\n")
-	}
-	return b.String()
-}
-
-// Reconcile checks produced = promoted + duplicates + rejected + queued +
-// in flight, and that the ledger agrees with the orders and dead-letter
-// tables. While workers run, a batch committing between the Redis and the
-// PostgreSQL reading can make one reading disagree, so it retries a few
-// times before reporting a problem.
-func (p *Pipeline) Reconcile(ctx context.Context) (Reconciliation, error) {
-	var r Reconciliation
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if r, err = p.reconcileOnce(ctx); err != nil || r.OK() {
-			return r, err
-		}
-		if !sleep(ctx, 500*time.Millisecond) {
-			return r, ctx.Err()
-		}
-	}
-	return r, nil
-}
-
-func (p *Pipeline) reconcileOnce(ctx context.Context) (Reconciliation, error) {
-	var r Reconciliation
-	q, err := p.queue.Snapshot(ctx)
-	if err != nil {
-		return r, err
-	}
-	r.Produced, r.Queued, r.InFlight = q.Produced, q.Depth+q.Quarantined, q.InFlight
-	var c ledger.Counts
-	t := p.cfg.Tables
-	err = p.pg.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(sum(promoted),0), coalesce(sum(duplicates),0), coalesce(sum(rejected),0),
-		(SELECT count(*) FROM %s), (SELECT count(*) FROM %s) FROM %s`, t.Orders(), t.Rejected(), t.Batches())).
-		Scan(&c.Promoted, &c.Duplicates, &c.Rejected, &r.ProductionRows, &r.DeadLetters)
-	if err != nil {
-		return r, fmt.Errorf("read ledger: %w", err)
-	}
-	r.Promoted, r.Duplicates, r.Rejected = c.Promoted, c.Duplicates, c.Rejected
-	if r.RejectedByReason, err = dlq.CountByReason(ctx, p.pg, p.cfg.Tables); err != nil {
-		return r, err
-	}
-	r.Unaccounted = r.Produced - (r.Promoted + r.Duplicates + r.Rejected + r.Queued + r.InFlight)
-	if r.Unaccounted != 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("%d messages unaccounted for (negative: counted twice)", r.Unaccounted))
-	}
-	if r.Promoted != r.ProductionRows {
-		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d promoted but orders holds %d rows", r.Promoted, r.ProductionRows))
-	}
-	if r.Rejected != r.DeadLetters {
-		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d rejected but orders_rejected holds %d rows", r.Rejected, r.DeadLetters))
-	}
-	return r, nil
-}

@@ -80,6 +80,12 @@ func (p *Pipeline) Run(ctx context.Context, opts RunOptions) (ledger.Counts, err
 	if opts.Workers < 1 {
 		opts.Workers = 1
 	}
+	if err := p.Bind(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ledger.Counts{}, nil
+		}
+		return ledger.Counts{}, err
+	}
 	host, _ := os.Hostname()
 	runID := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID("")[:6])
 	ids := make([]string, opts.Workers)
@@ -133,7 +139,7 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 		}
 		signal := wake.channel()
 		claimed := p.cfg.Timings.now()
-		b, err := p.queue.Claim(ctx, id, newID("b-"), p.cfg.BatchSize, time.Now().Add(p.cfg.Lease))
+		b, err := p.queue.Claim(ctx, id, newID("b-"), p.cfg.BatchSize, p.cfg.Lease)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -193,7 +199,7 @@ func (p *Pipeline) drained(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return s.Depth == 0 && s.InFlight == 0 && s.Quarantined == 0, nil
+	return s.Depth == 0 && s.InFlight() == 0 && s.Quarantined == 0, nil
 }
 
 // decodeSafely decodes raw, turning a decoder panic — a bug, but one a
@@ -214,6 +220,7 @@ type prepared struct {
 	rejects    []promote.Rejection
 	duplicates int64
 	received   int64
+	claim      ledger.Claim // where the batch sits in the Redis account, kept in its ledger row
 }
 
 // prepare decodes, de-duplicates within the batch and against the window,
@@ -310,6 +317,7 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 	if err != nil {
 		return ledger.Counts{}, err
 	}
+	pr.claim = ledger.Claim{Epoch: b.Epoch, Mark: b.Mark}
 	p.cfg.Timings.add(stepPrepare, prepared)
 	var out outcome
 	retry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
@@ -426,7 +434,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 			Duplicates: pr.duplicates + res.Duplicates(),
 			Rejected:   int64(len(pr.rejects)) + res.Rejected,
 		}
-		if err := p.record(ctx, tx, batchID, worker, &out); err != nil {
+		if err := p.record(ctx, tx, batchID, worker, pr.claim, &out); err != nil {
 			return err
 		}
 		return h.call(ctx, h.BeforeCommit, batchID)
@@ -445,8 +453,8 @@ var errDecided = errors.New("batch already decided")
 
 // record writes the ledger row; when the batch was decided elsewhere it sets
 // out.status and returns errDecided so the transaction rolls back.
-func (p *Pipeline) record(ctx context.Context, tx pgx.Tx, batchID, worker string, out *outcome) error {
-	ok, err := ledger.Record(ctx, tx, p.cfg.Tables, batchID, ledger.Committed, worker, out.counts)
+func (p *Pipeline) record(ctx context.Context, tx pgx.Tx, batchID, worker string, claim ledger.Claim, out *outcome) error {
+	ok, err := ledger.Record(ctx, tx, p.cfg.Tables, batchID, ledger.Committed, worker, claim, out.counts)
 	if err != nil {
 		return err
 	}
@@ -516,7 +524,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 			}
 			out.counts.Rejected++
 		}
-		return p.record(ctx, tx, batchID, worker, &out)
+		return p.record(ctx, tx, batchID, worker, pr.claim, &out)
 	})
 	if errors.Is(err, errDecided) {
 		return out, nil
@@ -528,7 +536,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 // of MaxDeliveries workers that died, without decoding them: whatever in
 // them kills workers must not get another chance.
 func (p *Pipeline) quarantine(ctx context.Context, worker string, b *queue.Batch) (ledger.Counts, error) {
-	pr := &prepared{received: int64(len(b.Messages))}
+	pr := &prepared{received: int64(len(b.Messages)), claim: ledger.Claim{Epoch: b.Epoch, Mark: b.Mark}}
 	for _, raw := range b.Messages {
 		pr.rejects = append(pr.rejects, promote.Rejection{Reason: order.ReasonPoison,
 			Detail: fmt.Sprintf("its batch was requeued %d times after the workers holding it died; not decoded again", p.queue.MaxDeliveries()),

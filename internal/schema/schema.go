@@ -79,6 +79,12 @@ func (t Tables) Rejected() string { return t.q("orders_rejected") }
 // Batches is the batch ledger.
 func (t Tables) Batches() string { return t.q("pipeline_batches") }
 
+// Deployment is the one-row table naming this database (see migration 020).
+func (t Tables) Deployment() string { return t.q("pipeline_deployment") }
+
+// Epochs records the Redis account's epochs (see migration 020).
+func (t Tables) Epochs() string { return t.q("pipeline_epochs") }
+
 // Products is the product catalog.
 func (t Tables) Products() string { return t.q("product_catalog") }
 
