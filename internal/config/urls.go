@@ -17,12 +17,32 @@ func ParseDatabaseURL(s string) (*pgxpool.Config, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("empty")
 	}
+	if strings.Count(authority(s), "@") > 1 {
+		// The driver splits at the first '@', Go's url package and every
+		// redaction at the last: the rest of the password would become the
+		// host, and show up in messages as one.
+		return nil, fmt.Errorf("cannot parse %s: the password holds an '@'; percent-encode it as %%40", Redact(s))
+	}
 	cfg, err := pgxpool.ParseConfig(s)
 	if err != nil {
 		// The driver's message may quote the URL, password included.
 		return nil, fmt.Errorf("cannot parse %s: %s", Redact(s), RedactIn(err.Error(), s))
 	}
 	return cfg, nil
+}
+
+// authority is the part of a URL between "scheme://" and the path, "" for
+// a keyword/value string.
+func authority(s string) string {
+	m := urlScheme.FindStringIndex(s)
+	if m == nil {
+		return ""
+	}
+	rest := s[m[1]:]
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
 }
 
 // ParseRedisURL checks a redis:// or rediss:// URL.
@@ -104,7 +124,7 @@ func RedisAddr(s string) string {
 
 // PostgresAddr describes where a PostgreSQL URL points, without credentials.
 func PostgresAddr(s string) string {
-	cfg, err := pgxpool.ParseConfig(s)
+	cfg, err := ParseDatabaseURL(s)
 	if err != nil {
 		return Redact(s)
 	}

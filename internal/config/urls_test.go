@@ -146,7 +146,22 @@ func TestParseURLErrorsHidePasswords(t *testing.T) {
 		require.Error(t, err, s)
 		require.NotContains(t, err.Error(), "s3cret", s)
 	}
-	cfg, err := ParseDatabaseURL("postgres://u:s3cret@h:5433/db")
+	// An unescaped '@' in the password: the driver would read the rest of
+	// the password as the host, and every message would show it as one.
+	for _, s := range []string{"postgres://u:S3cr3t@XYZ@host/db", "postgresql://u:a@b@c@host:5432/db?sslmode=disable"} {
+		_, err := ParseDatabaseURL(s)
+		require.ErrorContains(t, err, "percent-encode it as %40", s)
+		for _, part := range []string{"S3cr3t", "XYZ", "a@b", "b@c"} {
+			require.NotContains(t, err.Error(), part, s)
+			require.NotContains(t, PostgresAddr(s), part, s)
+			require.NotContains(t, Redact(s), part, s)
+		}
+	}
+	cfg, err := ParseDatabaseURL("postgres://u:S3cr3t%40XYZ@host/db")
+	require.NoError(t, err)
+	require.Equal(t, "S3cr3t@XYZ", cfg.ConnConfig.Password)
+	require.Equal(t, "host:5432 database db user u", PostgresAddr("postgres://u:S3cr3t%40XYZ@host/db"))
+	cfg, err = ParseDatabaseURL("postgres://u:s3cret@h:5433/db")
 	require.NoError(t, err)
 	require.Equal(t, "s3cret", cfg.ConnConfig.Password)
 	opt, err := ParseRedisURL("redis://u:s3cret@h:6380/4")

@@ -323,7 +323,7 @@ return v
 func (q *Queue) adjustReferenceCounters(ctx context.Context, delta int64) {
 	pipe := q.rdb.Pipeline()
 	for _, key := range q.cfg.Keys.ReferenceCounters() {
-		refCounterScript.Run(ctx, pipe, []string{key}, delta)
+		refCounterScript.Eval(ctx, pipe, []string{key}, delta)
 	}
 	_, _ = pipe.Exec(ctx)
 }
@@ -577,7 +577,7 @@ func (q *Queue) Purge(ctx context.Context) (int64, error) {
 	// The reference's depth counters describe the list just emptied.
 	pipe := q.rdb.Pipeline()
 	for _, key := range k.ReferenceCounters() {
-		refCounterScript.Run(ctx, pipe, []string{key}, math.MinInt32)
+		refCounterScript.Eval(ctx, pipe, []string{key}, math.MinInt32)
 	}
 	_, _ = pipe.Exec(ctx)
 	return n, nil

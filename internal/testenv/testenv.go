@@ -108,9 +108,11 @@ func New(t testing.TB) *Env {
 		if err := schema.Drop(ctx, e.PG, e.Schema); err != nil {
 			t.Logf("drop schema %s: %v", e.Schema, err)
 		}
-		iter := e.RDB.Scan(ctx, 0, e.Prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			e.RDB.Del(ctx, iter.Val())
+		for _, pattern := range []string{e.Keys.Pattern(), e.Prefix + "*"} {
+			iter := e.RDB.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				e.RDB.Del(ctx, iter.Val())
+			}
 		}
 		_ = e.RDB.Close()
 	})
