@@ -64,4 +64,3 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 	}
 	return s, nil
 }
-
