@@ -34,11 +34,16 @@ func TestReconcileDetectsLoss(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, int64(1), tag.RowsAffected())
 		}},
-		{name: "queued message dropped", queued: 10, problem: "1 messages unaccounted for", tamper: func(t *testing.T, env *testenv.Env) {
+		{name: "queued message dropped", queued: 10, problem: "1 messages counted by redpg's producers never reached a worker", tamper: func(t *testing.T, env *testenv.Env) {
 			require.NoError(t, env.RDB.RPop(context.Background(), env.Keys.Queue()).Err())
 		}},
-		{name: "produced counter bumped", problem: "5 messages unaccounted for", tamper: func(t *testing.T, env *testenv.Env) {
+		{name: "produced counter bumped", problem: "5 messages counted by redpg's producers never reached a worker", tamper: func(t *testing.T, env *testenv.Env) {
 			require.NoError(t, env.RDB.IncrBy(context.Background(), env.Keys.Produced(), 5).Err())
+		}},
+		{name: "claimed batch lost", problem: "7 claimed messages are neither in a committed batch nor in flight", queued: 10, tamper: func(t *testing.T, env *testenv.Env) {
+			ctx := context.Background()
+			require.NoError(t, env.RDB.RPopCount(ctx, env.Keys.Queue(), 7).Err())
+			require.NoError(t, env.RDB.HIncrBy(ctx, env.Keys.Account(), "claimed", 7).Err())
 		}},
 	}
 	for _, c := range cases {
@@ -56,8 +61,9 @@ func TestReconcileDetectsLoss(t *testing.T) {
 			environ := procEnv(env, env.RedisURL)
 			out, errOut, code := runRedpg(t, environ, "reconcile")
 			require.Equal(t, 0, code, "before tampering:\n%s%s", out, errOut)
-			require.Contains(t, out, "OK: produced = promoted + duplicates + rejected + queued + in flight")
-			require.Contains(t, out, fmt.Sprintf("produced     %d", gen.counts.Total+c.queued))
+			require.Contains(t, out, "OK: arrived = promoted + duplicates + rejected + queued + in flight + discarded")
+			require.Contains(t, out, fmt.Sprintf("arrived      %d", gen.counts.Total+c.queued))
+			require.Contains(t, out, fmt.Sprintf("from redpg producers   %d", gen.counts.Total+c.queued))
 
 			c.tamper(t, env)
 			out, errOut, code = runRedpg(t, environ, "reconcile")

@@ -59,7 +59,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		{"process with debug logs", with("DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL()), []string{"process", "--workers", "2", "--until-empty", "--log-level", "debug"}, true, "processed 500 messages"},
 		{"stats", with("DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL()), []string{"stats"}, true, "production rows"},
 		{"stats --json", with("DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL()), []string{"stats", "--json"}, true, `"production_rows"`},
-		{"reconcile", with("DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL()), []string{"reconcile"}, true, "OK: produced"},
+		{"reconcile", with("DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL()), []string{"reconcile"}, true, "OK: arrived"},
 		{"dlq list", with("DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL()), []string{"dlq", "list"}, true, "REASON"},
 		{"migrate", with("DATABASE_URL="+dbURL, "REDIS_URL="+rs.URL()), []string{"migrate"}, true, "127.0.0.1:5432"},
 		{"redis not listening", with("DATABASE_URL="+dbURL, fmt.Sprintf("REDIS_URL=redis://:%s@127.0.0.1:%d/0", redisSecret, closed)),

@@ -390,11 +390,18 @@ func (a *app) reconcileCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "reconcile",
-		Short: "Account for every order produced; exit 3 if any is unaccounted for",
-		Long: `Checks produced = promoted + duplicates + rejected + queued + in flight, using the
-batch ledger in PostgreSQL and the queue counters in Redis, and that the ledger
-agrees with the orders and orders_rejected tables. Exits 0 when everything is
-accounted for and 3 otherwise.`,
+		Short: "Account for every order that reached the queue; exit 3 if any is unaccounted for",
+		Long: `Checks arrived = promoted + duplicates + rejected + queued + in flight + discarded.
+Arrivals are counted when a worker claims a batch, whoever produced the messages
+(redpg, the Python reference's producers, a bare LPUSH); those from producers that
+do not count themselves are shown, not treated as an error.
+
+One atomic reading of Redis is matched batch by batch against the ledger in
+PostgreSQL, so the figures are exact while workers run: a batch that left Redis
+without its ledger row shows as unaccounted in every reading. It also checks that
+the ledger agrees with the orders and orders_rejected tables, and that the Redis
+account belongs to this database. Exits 0 when everything is accounted for and 3
+otherwise.`,
 		Example: `  redpg reconcile
   redpg reconcile --json`,
 		Args: cobra.NoArgs,
@@ -534,14 +541,22 @@ func (a *app) clearCommand() *cobra.Command {
 		Use:   "clear",
 		Short: "Clear the cache, the de-dup window, the queue, or everything",
 		Long: `--cache drops the lookup snapshot, --dedup the de-duplication window, --queue the
-queued and in-flight messages (stop workers first). --all also empties orders,
-staging, dead letters and the batch ledger; lookup tables are never touched.`,
+queued and in-flight messages (stop workers first; reconcile counts them as
+discarded). --account starts the Redis account over and binds it to this database,
+once you have dealt with what reconcile reported (a Redis that lost its data, a
+deployment moved to another database). --all also empties orders, staging, dead
+letters and the batch ledger; lookup tables are never touched.
+
+Only this deployment's keys are removed: its queue and the keys under
+redpg:{<queue>}: — never another deployment's, whatever the prefixes, nor the
+Python reference's own keys.`,
 		Example: `  redpg clear --dedup
+  redpg clear --account
   redpg clear --all`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !o.All && !o.Cache && !o.Dedup && !o.Queue {
-				return usageError{errors.New("say what to clear: --cache, --dedup, --queue or --all")}
+			if !o.All && !o.Cache && !o.Dedup && !o.Queue && !o.Account {
+				return usageError{errors.New("say what to clear: --cache, --dedup, --queue, --account or --all")}
 			}
 			if err := a.open(cmd.Context()); err != nil {
 				return err
@@ -556,6 +571,7 @@ staging, dead letters and the batch ledger; lookup tables are never touched.`,
 	cmd.Flags().BoolVar(&o.Cache, "cache", false, "drop the lookup snapshot")
 	cmd.Flags().BoolVar(&o.Dedup, "dedup", false, "forget the de-dup window")
 	cmd.Flags().BoolVar(&o.Queue, "queue", false, "drop queued and in-flight messages")
+	cmd.Flags().BoolVar(&o.Account, "account", false, "start the Redis account over, bound to this database")
 	cmd.Flags().BoolVar(&o.All, "all", false, "all of the above, plus every pipeline row in PostgreSQL")
 	return cmd
 }
