@@ -14,10 +14,13 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 
 COPY . .
+# VERSION names the build in `redpg --version`, `redpg stats` and each
+# worker's registration: docker build --build-arg VERSION=$(git describe --tags --always --dirty) .
+ARG VERSION=devel
 # Static binary (pgx and go-redis are pure Go): runs on distroless/static.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/redpg ./cmd/redpg
+    CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -X github.com/redpg/redpg/internal/version.Version=${VERSION}" -o /out/redpg ./cmd/redpg
 
 # ---- runtime ----------------------------------------------------------------
 # distroless: no shell, no package manager, CA certificates + tzdata included

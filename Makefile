@@ -6,6 +6,8 @@
 GO ?= go
 GOFMT ?= $(shell $(GO) env GOROOT 2>/dev/null)/bin/gofmt
 BIN_DIR := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/redpg/redpg/internal/version.Version=$(VERSION)
 TEST_TIMEOUT ?= 14m
 FUZZ_TIME ?= 8s
 
@@ -20,7 +22,7 @@ help: ## List targets (default goal)
 		/^[a-zA-Z0-9_-]+:.*?## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 build: ## Build the CLI into bin/redpg
-	$(GO) build -o $(BIN_DIR)/redpg ./cmd/redpg
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/redpg ./cmd/redpg
 
 test: ## Full test run (CI): race tests, chaos tests (restart the local PostgreSQL!), fuzz smoke
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

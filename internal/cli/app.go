@@ -25,6 +25,7 @@ import (
 	"github.com/redpg/redpg/internal/keys"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/schema"
+	"github.com/redpg/redpg/internal/version"
 )
 
 // app carries what every command shares. It is built per invocation: no
@@ -131,6 +132,7 @@ func (a *app) open(ctx context.Context) error {
 		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: schema.Tables{Schema: a.cfg.Schema},
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
+		Version: version.String(),
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err

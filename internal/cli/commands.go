@@ -23,6 +23,7 @@ import (
 	"github.com/redpg/redpg/internal/lookup"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/schema"
+	"github.com/redpg/redpg/internal/version"
 )
 
 func (a *app) migrateCommand() *cobra.Command {
@@ -362,7 +363,7 @@ func (a *app) statsCommand() *cobra.Command {
 
 func printStats(w io.Writer, s pipeline.Stats) {
 	row := func(k string, v int64) { fmt.Fprintf(w, "  %-26s %12d\n", k, v) }
-	fmt.Fprintf(w, "redpg stats at %s\n", s.TakenAt.Format(time.RFC3339))
+	fmt.Fprintf(w, "redpg %s stats at %s\n", version.String(), s.TakenAt.Format(time.RFC3339))
 	fmt.Fprintln(w, "Redis")
 	row("queue depth", s.QueueDepth)
 	row("quarantined", s.Quarantined)
@@ -371,6 +372,11 @@ func printStats(w io.Writer, s pipeline.Stats) {
 	row("dedup window size", s.DedupWindowSize)
 	row("lookup cache size", s.LookupCacheSize)
 	row("produced total", s.Produced)
+	row("arrived total", s.Arrived)
+	for _, wk := range s.WorkerList {
+		fmt.Fprintf(w, "    worker %s  %s pid %d  version %s  lease until %s\n",
+			wk.ID, wk.Host, wk.PID, wk.Version, wk.LeaseUntil.Format(time.RFC3339))
+	}
 	fmt.Fprintln(w, "PostgreSQL")
 	row("staging rows", s.StagingRows)
 	row("production rows", s.ProductionRows)

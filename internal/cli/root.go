@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redpg/redpg/internal/config"
+	"github.com/redpg/redpg/internal/version"
 )
 
 func (a *app) rootCommand() *cobra.Command {
@@ -25,6 +26,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
   redpg process --workers 4 --until-empty
   redpg stats --watch
   DATABASE_URL=postgres://app@db/orders REDIS_URL=redis://cache:6379/2 redpg process`,
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -41,6 +43,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 	f.StringVar(&a.keyPrefix, "key-prefix", "", "prefix for every Redis key (env REDPG_KEY_PREFIX; default none)")
 	f.StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 
+	root.SetVersionTemplate("redpg {{.Version}}\n")
 	root.AddCommand(
 		a.migrateCommand(),
 		a.initCacheCommand(),

@@ -260,3 +260,37 @@ func TestResetAccountWaitsForWorkers(t *testing.T) {
 	require.True(t, errors.Is(err, pipeline.ErrForeignAccount), "%v", err)
 	require.Contains(t, err.Error(), "stop them")
 }
+
+// Each worker registers the build it runs, so stats can show an operator
+// which version every worker is; a worker that leaves unregisters.
+func TestStatsShowsEachWorkersVersion(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := testCtx(t)
+	p := newPipeline(t, env, pipeline.Config{Version: "v1.2.3-test"}, nil)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Run(runCtx, pipeline.RunOptions{Workers: 2})
+		done <- err
+	}()
+	require.Eventually(t, func() bool {
+		s, err := p.Stats(ctx)
+		return err == nil && len(s.WorkerList) == 2
+	}, 30*time.Second, 50*time.Millisecond)
+	s, err := p.Stats(ctx)
+	require.NoError(t, err)
+	for _, w := range s.WorkerList {
+		require.Equal(t, "v1.2.3-test", w.Version)
+		require.NotZero(t, w.PID)
+		require.True(t, w.LeaseUntil.After(time.Now().Add(-time.Minute)))
+	}
+	stop()
+	require.NoError(t, <-done)
+	s, err = p.Stats(ctx)
+	require.NoError(t, err)
+	require.Empty(t, s.WorkerList, "workers that left are gone from the list")
+	n, err := env.RDB.HLen(ctx, env.Keys.WorkerInfo()).Result()
+	require.NoError(t, err)
+	require.Zero(t, n)
+}

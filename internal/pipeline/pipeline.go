@@ -60,6 +60,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
+	// Version is the build each worker registers itself with, so `stats`
+	// shows which version every worker runs. Defaults to "unknown".
+	Version string
 	// Hooks are fault-injection points for tests; production code leaves
 	// them unset.
 	Hooks Hooks
@@ -126,6 +129,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Tables.Schema == "" {
 		c.Tables.Schema = schema.DefaultSchema
+	}
+	if c.Version == "" {
+		c.Version = "unknown"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -6,30 +6,32 @@ import (
 	"time"
 
 	"github.com/redpg/redpg/internal/dlq"
+	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/views"
 )
 
 // Stats is a point-in-time picture of the pipeline, as `redpg stats` shows.
 type Stats struct {
-	QueueDepth       int64            `json:"queue_depth"`
-	Quarantined      int64            `json:"quarantined"`
-	Processing       int64            `json:"processing"`
-	Workers          int64            `json:"workers"`
-	DedupWindowSize  int64            `json:"dedup_window_size"`
-	LookupCacheSize  int64            `json:"lookup_cache_size"`
-	StagingRows      int64            `json:"staging_rows"`
-	ProductionRows   int64            `json:"production_rows"`
-	RejectedRows     int64            `json:"rejected_rows"`
-	Produced         int64            `json:"produced_total"`
-	Arrived          int64            `json:"arrived_total"`
-	Claimed          int64            `json:"claimed_total"`
-	PromotedTotal    int64            `json:"promoted_total"`
-	DuplicatesTotal  int64            `json:"duplicates_total"`
-	RejectedTotal    int64            `json:"rejected_total"`
-	Batches          int64            `json:"batches_total"`
-	RejectedByReason map[string]int64 `json:"rejected_by_reason"`
-	Views            map[string]int64 `json:"materialized_views"`
-	TakenAt          time.Time        `json:"taken_at"`
+	QueueDepth       int64                `json:"queue_depth"`
+	Quarantined      int64                `json:"quarantined"`
+	Processing       int64                `json:"processing"`
+	Workers          int64                `json:"workers"`
+	DedupWindowSize  int64                `json:"dedup_window_size"`
+	LookupCacheSize  int64                `json:"lookup_cache_size"`
+	StagingRows      int64                `json:"staging_rows"`
+	ProductionRows   int64                `json:"production_rows"`
+	RejectedRows     int64                `json:"rejected_rows"`
+	Produced         int64                `json:"produced_total"`
+	Arrived          int64                `json:"arrived_total"`
+	Claimed          int64                `json:"claimed_total"`
+	PromotedTotal    int64                `json:"promoted_total"`
+	DuplicatesTotal  int64                `json:"duplicates_total"`
+	RejectedTotal    int64                `json:"rejected_total"`
+	Batches          int64                `json:"batches_total"`
+	RejectedByReason map[string]int64     `json:"rejected_by_reason"`
+	Views            map[string]int64     `json:"materialized_views"`
+	WorkerList       []queue.WorkerStatus `json:"workers_alive"`
+	TakenAt          time.Time            `json:"taken_at"`
 }
 
 // Stats gathers the pipeline's counters from Redis and PostgreSQL.
@@ -41,6 +43,9 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 	}
 	s.QueueDepth, s.Processing, s.Produced, s.Workers, s.Quarantined = q.Depth, q.InFlight(), q.Produced, q.Workers, q.Quarantined
 	s.Arrived, s.Claimed = q.Arrived(), q.Claimed
+	if s.WorkerList, err = p.queue.WorkerList(ctx); err != nil {
+		return s, err
+	}
 	if s.DedupWindowSize, err = p.dedup.Size(ctx); err != nil {
 		return s, err
 	}

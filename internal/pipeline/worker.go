@@ -93,6 +93,9 @@ func (p *Pipeline) Run(ctx context.Context, opts RunOptions) (ledger.Counts, err
 		ids[i] = fmt.Sprintf("%s-w%d", runID, i)
 	}
 
+	if err := p.queue.Register(ctx, queue.WorkerInfo{Host: host, PID: os.Getpid(), Version: p.cfg.Version}, ids...); err != nil && ctx.Err() == nil {
+		p.cfg.Logger.Warn("could not register the workers", "err", err)
+	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	wake := p.subscribe(bg)

@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -150,6 +151,7 @@ return 1
 //	KEYS[1] ingestion list   KEYS[2] processing list
 //	KEYS[3] inflight hash    KEYS[4] workers lease set
 //	KEYS[5] quarantine list  KEYS[6] account hash
+//	KEYS[7] worker registry
 //	ARGV[1] worker id        ARGV[2] batch id expected, "" for none
 //	ARGV[3] redeliveries before quarantine
 //
@@ -195,6 +197,7 @@ if n > 0 then
 end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[1])
 return n
 `)
 
@@ -443,9 +446,77 @@ func (q *Queue) Heartbeat(ctx context.Context, lease time.Duration, workers ...s
 	return heartbeatScript.Run(ctx, q.rdb, []string{q.cfg.Keys.Workers()}, args...).Err()
 }
 
-// Leave removes a worker that holds no batch from the lease set.
+// Leave removes a worker that holds no batch from the lease set and the
+// registry.
 func (q *Queue) Leave(ctx context.Context, worker string) error {
-	return q.rdb.ZRem(ctx, q.cfg.Keys.Workers(), worker).Err()
+	k := q.cfg.Keys
+	pipe := q.rdb.TxPipeline()
+	pipe.ZRem(ctx, k.Workers(), worker)
+	pipe.HDel(ctx, k.WorkerInfo(), worker)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// WorkerInfo is what a worker says about itself when it starts.
+type WorkerInfo struct {
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+}
+
+// Register records who runs workers, for `stats`: the registry is
+// informational, and entries of workers that died are removed by the reaper
+// with their lease.
+func (q *Queue) Register(ctx context.Context, info WorkerInfo, workers ...string) error {
+	if info.Started.IsZero() {
+		info.Started = time.Now().UTC()
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	args := make([]any, 0, 2*len(workers))
+	for _, w := range workers {
+		args = append(args, w, b)
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	return q.rdb.HSet(ctx, q.cfg.Keys.WorkerInfo(), args...).Err()
+}
+
+// WorkerStatus is a worker holding a lease.
+type WorkerStatus struct {
+	ID string `json:"id"`
+	WorkerInfo
+	// LeaseUntil is when its lease ends unless renewed (Redis server clock).
+	LeaseUntil time.Time `json:"lease_until"`
+}
+
+// WorkerList lists the workers holding a lease, with what they registered.
+func (q *Queue) WorkerList(ctx context.Context) ([]WorkerStatus, error) {
+	k := q.cfg.Keys
+	zs, err := q.rdb.ZRangeWithScores(ctx, k.Workers(), 0, -1).Result()
+	if err != nil || len(zs) == 0 {
+		return nil, err
+	}
+	ids := make([]string, len(zs))
+	for i, z := range zs {
+		ids[i], _ = z.Member.(string)
+	}
+	infos, err := q.rdb.HMGet(ctx, k.WorkerInfo(), ids...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]WorkerStatus, len(zs))
+	for i, z := range zs {
+		out[i] = WorkerStatus{ID: ids[i], LeaseUntil: time.UnixMilli(int64(z.Score)).UTC()}
+		if s, ok := infos[i].(string); ok {
+			_ = json.Unmarshal([]byte(s), &out[i].WorkerInfo)
+		}
+	}
+	return out, nil
 }
 
 // expiredScript lists workers whose lease ended, on the Redis server's
@@ -485,7 +556,7 @@ func (q *Queue) Inflight(ctx context.Context, worker string) (string, int64, err
 func (q *Queue) Requeue(ctx context.Context, worker, batchID string) (int64, error) {
 	k := q.cfg.Keys
 	n, err := requeueScript.Run(ctx, q.rdb,
-		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers(), k.Quarantine(), k.Account()},
+		[]string{k.Queue(), k.Processing(worker), k.Inflight(worker), k.Workers(), k.Quarantine(), k.Account(), k.WorkerInfo()},
 		worker, batchID, q.cfg.MaxDeliveries).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("requeue worker %s: %w", worker, err)
@@ -500,6 +571,7 @@ func (q *Queue) Requeue(ctx context.Context, worker, batchID string) (int64, err
 // releaseScript forgets a dead worker whose batch is durable already.
 //
 //	KEYS[1] processing list   KEYS[2] inflight hash   KEYS[3] workers lease set
+//	KEYS[4] worker registry
 //	ARGV[1] worker id         ARGV[2] batch id
 //
 // Returns 1, or 0 when the worker holds another batch (it is alive).
@@ -509,6 +581,7 @@ if redis.call('HGET', KEYS[2], 'batch_id') ~= ARGV[2] then
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 `)
 
@@ -516,7 +589,7 @@ return 1
 // already: its messages are dropped from Redis, not requeued.
 func (q *Queue) Release(ctx context.Context, worker, batchID string) error {
 	k := q.cfg.Keys
-	return releaseScript.Run(ctx, q.rdb, []string{k.Processing(worker), k.Inflight(worker), k.Workers()}, worker, batchID).Err()
+	return releaseScript.Run(ctx, q.rdb, []string{k.Processing(worker), k.Inflight(worker), k.Workers(), k.WorkerInfo()}, worker, batchID).Err()
 }
 
 // MaxDeliveries is the redelivery limit before quarantine.
@@ -545,7 +618,7 @@ func (q *Queue) Produced(ctx context.Context) (int64, error) {
 // counts them in the account, so reconciliation still balances.
 //
 //	KEYS[1] ingestion list   KEYS[2] quarantine list   KEYS[3] workers lease set
-//	KEYS[4] account hash
+//	KEYS[4] account hash     KEYS[5] worker registry
 //	ARGV[1] key prefix of processing lists   ARGV[2] key prefix of inflight hashes
 //
 // Returns the number of messages removed. The claimed ones are added to
@@ -558,7 +631,7 @@ for _, w in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   claimed = claimed + redis.call('LLEN', ARGV[1] .. w)
   redis.call('DEL', ARGV[1] .. w, ARGV[2] .. w)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
 redis.call('HINCRBY', KEYS[4], 'returned', claimed)
 redis.call('HINCRBY', KEYS[4], 'discarded', removed + claimed)
 return removed + claimed
@@ -569,7 +642,7 @@ return removed + claimed
 // batch afterwards finds it gone and cannot acknowledge it.
 func (q *Queue) Purge(ctx context.Context) (int64, error) {
 	k := q.cfg.Keys
-	n, err := purgeScript.Run(ctx, q.rdb, []string{k.Queue(), k.Quarantine(), k.Workers(), k.Account()},
+	n, err := purgeScript.Run(ctx, q.rdb, []string{k.Queue(), k.Quarantine(), k.Workers(), k.Account(), k.WorkerInfo()},
 		k.Processing(""), k.Inflight("")).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("purge queue: %w", err)
