@@ -25,6 +25,8 @@ import (
 
 	"github.com/redpg/redpg/internal/config"
 	"github.com/redpg/redpg/internal/keys"
+	"github.com/redpg/redpg/internal/pipeline"
+	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/schema"
 )
 
@@ -48,14 +50,14 @@ type Config struct {
 	// pipeline. Defaults to 100000.
 	Total int
 	// BatchSize is the workers' batch size, and the chunk size of the LPUSH
-	// and COPY baselines. Defaults to 5000.
+	// and COPY baselines. Defaults to pipeline.DefaultBatchSize.
 	BatchSize int
 	// Workers is the number of pipeline workers, and of parallel COPY
 	// streams in the COPY baseline. Defaults to config.DefaultWorkers (4),
 	// what redpg process runs unless told otherwise.
 	Workers int
 	// MaxQueueDepth is the queue length at which the producer waits, as
-	// in production. Defaults to 100000.
+	// in production. Defaults to queue.DefaultMaxDepth.
 	MaxQueueDepth int
 	// BaselineOrders is how many of the run's orders the baselines and the
 	// isolated enqueue pass use; they are held in memory. Defaults to
@@ -101,13 +103,13 @@ func (c Config) WithDefaults() Config {
 		c.Total = 100000
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 5000
+		c.BatchSize = pipeline.DefaultBatchSize
 	}
 	if c.Workers == 0 {
 		c.Workers = config.DefaultWorkers
 	}
 	if c.MaxQueueDepth == 0 {
-		c.MaxQueueDepth = 100000
+		c.MaxQueueDepth = queue.DefaultMaxDepth
 	}
 	if c.BaselineOrders == 0 {
 		c.BaselineOrders = min(c.Total, 100000)
@@ -144,8 +146,8 @@ func (c Config) validate() error {
 	if c.Total < 1 {
 		errs = append(errs, fmt.Errorf("total %d must be positive", c.Total))
 	}
-	if c.BatchSize < 1 || c.BatchSize > 100000 {
-		errs = append(errs, fmt.Errorf("batch size %d must be between 1 and 100000", c.BatchSize))
+	if c.BatchSize < 1 || c.BatchSize > pipeline.MaxBatchSize {
+		errs = append(errs, fmt.Errorf("batch size %d must be between 1 and %d", c.BatchSize, pipeline.MaxBatchSize))
 	}
 	if c.Workers < 1 || c.Workers > 256 {
 		errs = append(errs, fmt.Errorf("workers %d must be between 1 and 256", c.Workers))

@@ -17,6 +17,8 @@ import (
 
 	"github.com/redpg/redpg/internal/bench"
 	"github.com/redpg/redpg/internal/config"
+	"github.com/redpg/redpg/internal/pipeline"
+	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/schema"
 )
 
@@ -120,7 +122,7 @@ then while it is idle, and reports their p50/p99.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&bc.Total, "total", 100000, "orders to push through the pipeline")
-	f.IntVar(&bc.BatchSize, "batch-size", 5000, "workers' batch size (and the baselines' chunk size)")
+	f.IntVar(&bc.BatchSize, "batch-size", pipeline.DefaultBatchSize, "workers' batch size (and the baselines' chunk size)")
 	f.IntVarP(&bc.Workers, "workers", "w", config.DefaultWorkers, "pipeline workers (and parallel COPY streams in the baseline), as many as redpg process runs by default")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.BoolVar(&viaBouncer, "pgbouncer", false, "workers connect through PgBouncer (PGBOUNCER_URL, or 127.0.0.1:6432)")
@@ -131,7 +133,7 @@ then while it is idle, and reports their p50/p99.`,
 	f.Float64Var(&bc.LatencyLoad, "latency-load", 0.5, "paced phase load as a fraction of the measured rate (negative: skip)")
 	f.DurationVar(&bc.LatencyDuration, "latency-duration", 0, "how long the paced phase offers orders (default 5s)")
 	f.IntVar(&bc.BaselineOrders, "baseline-orders", 0, "orders the baselines use (default min(total, 100000))")
-	f.IntVar(&bc.MaxQueueDepth, "max-queue-depth", 0, "queue length at which the producer waits (default 100000)")
+	f.IntVar(&bc.MaxQueueDepth, "max-queue-depth", 0, fmt.Sprintf("queue length at which the producer waits (default %d)", queue.DefaultMaxDepth))
 	f.Uint64Var(&bc.Seed, "seed", 0, "random seed for the generated orders (0: random)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	return cmd

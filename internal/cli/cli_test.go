@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -257,4 +259,33 @@ func TestUnknownCommandAndFlagAreUsageErrors(t *testing.T) {
 	r = run(t, "generate", "--count", "0", "--env-file", "/nonexistent")
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "--count")
+}
+
+// Nonsense numbers are usage errors, never a quiet fallback to a default:
+// `process --workers 0` used to run one worker forever.
+func TestNonPositiveSettingsAreUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"process", "--workers", "0"},
+		{"process", "--workers", "-3"},
+		{"process", "--batch-size", "0"},
+		{"process", "--lease", "0s"},
+		{"demo", "--workers", "0"},
+	} {
+		r := run(t, append(args, "--env-file", "/nonexistent")...)
+		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
+		require.Contains(t, r.stderr, "must be positive", "%v", args)
+	}
+	envFile := filepath.Join(t.TempDir(), ".env")
+	require.NoError(t, os.WriteFile(envFile, []byte("WORKER_COUNT=0\n"), 0o600))
+	r := run(t, "process", "--env-file", envFile)
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, "WORKER_COUNT")
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := run(t, "--version")
+	requireOK(t, r)
+	require.Regexp(t, `^redpg \S+\n$`, r.stdout)
 }

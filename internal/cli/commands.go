@@ -223,7 +223,9 @@ PgBouncer; --direct bypasses it. Ctrl-C stops after the batches in hand.`,
   PGBOUNCER_PORT=6432 redpg process --workers 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.applyWorkerFlags(cmd, &opts)
+			if err := a.applyWorkerFlags(cmd, &opts); err != nil {
+				return err
+			}
 			a.usePgBouncer = !direct
 			if err := a.open(cmd.Context()); err != nil {
 				return err
@@ -246,8 +248,12 @@ func (a *app) workerFlags(cmd *cobra.Command, opts *pipeline.RunOptions) {
 	f.Duration("lease", config.DefaultLease, "how long a silent worker keeps its batch (env REDPG_LEASE)")
 }
 
-// applyWorkerFlags lets flags the user set win over the environment.
-func (a *app) applyWorkerFlags(cmd *cobra.Command, opts *pipeline.RunOptions) {
+// applyWorkerFlags lets flags the user set win over the environment. A flag
+// set to zero or less is a usage error, not a request for the default.
+func (a *app) applyWorkerFlags(cmd *cobra.Command, opts *pipeline.RunOptions) error {
+	if err := positiveFlags(cmd, "workers", "batch-size", "lease"); err != nil {
+		return err
+	}
 	f := cmd.Flags()
 	if f.Changed("workers") {
 		a.cfg.Workers = opts.Workers
@@ -260,6 +266,27 @@ func (a *app) applyWorkerFlags(cmd *cobra.Command, opts *pipeline.RunOptions) {
 	}
 	a.cfg = a.cfg.WithDefaults()
 	opts.Workers = a.cfg.Workers
+	return nil
+}
+
+// positiveFlags refuses any of the named flags that the user set to zero or
+// less: "--workers 0" would otherwise quietly mean the default.
+func positiveFlags(cmd *cobra.Command, names ...string) error {
+	for _, name := range names {
+		fl := cmd.Flags().Lookup(name)
+		if fl == nil || !fl.Changed {
+			continue
+		}
+		v := fl.Value.String()
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			continue
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			continue
+		}
+		return usageError{fmt.Errorf("--%s %s: must be positive", name, v)}
+	}
+	return nil
 }
 
 func (a *app) runWorkers(ctx context.Context, opts pipeline.RunOptions) error {

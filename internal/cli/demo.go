@@ -35,7 +35,9 @@ per-run comparison is then skipped, the accounting check is not.`,
 			if err := gc.Validate(); err != nil {
 				return usageError{err}
 			}
-			a.applyWorkerFlags(cmd, &opts)
+			if err := a.applyWorkerFlags(cmd, &opts); err != nil {
+				return err
+			}
 			a.usePgBouncer = true
 			if err := a.open(ctx); err != nil {
 				return err

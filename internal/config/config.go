@@ -15,6 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/pipeline"
+	"github.com/redpg/redpg/internal/queue"
 )
 
 // Config is every setting the pipeline needs. Zero values are replaced by
@@ -85,13 +89,13 @@ const (
 	DefaultRedisURL      = "redis://127.0.0.1:6379/0"
 	DefaultSchema        = "public"
 	DefaultWorkers       = 4
-	DefaultBatchSize     = 5000
-	DefaultDedupWindow   = time.Hour
-	DefaultMaxQueueDepth = 100000
-	DefaultLease         = 30 * time.Second
-	DefaultCacheTTL      = 24 * time.Hour
-	DefaultMaxAttempts   = 5
-	DefaultMaxDeliveries = 10
+	DefaultBatchSize     = pipeline.DefaultBatchSize
+	DefaultDedupWindow   = pipeline.DefaultDedupWindow
+	DefaultMaxQueueDepth = queue.DefaultMaxDepth
+	DefaultLease         = pipeline.DefaultLease
+	DefaultCacheTTL      = lookup.DefaultTTL
+	DefaultMaxAttempts   = pipeline.DefaultMaxAttempts
+	DefaultMaxDeliveries = queue.DefaultMaxDeliveries
 )
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -156,8 +160,8 @@ func (c Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 1024 {
 		errs = append(errs, fmt.Errorf("WORKER_COUNT %d: must be between 1 and 1024", c.Workers))
 	}
-	if c.BatchSize < 1 || c.BatchSize > 100000 {
-		errs = append(errs, fmt.Errorf("BATCH_SIZE %d: must be between 1 and 100000", c.BatchSize))
+	if c.BatchSize < 1 || c.BatchSize > pipeline.MaxBatchSize {
+		errs = append(errs, fmt.Errorf("BATCH_SIZE %d: must be between 1 and %d", c.BatchSize, pipeline.MaxBatchSize))
 	}
 	if c.DedupWindow < time.Second {
 		errs = append(errs, fmt.Errorf("DEDUP_WINDOW_SECONDS %s: must be at least one second", c.DedupWindow))
@@ -259,11 +263,17 @@ func FromEnv(get func(string) string) (Config, error) {
 	c.RedisCAFile = get("REDIS_TLS_CA_FILE")
 	c.Schema = get("POSTGRES_SCHEMA")
 	c.KeyPrefix = get("REDPG_KEY_PREFIX")
+	// A variable that is set must say something: 0 would silently mean
+	// "the default", which is never what whoever wrote it meant.
 	intVar := func(name string, dst *int) {
 		if v := get(name); v != "" {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: not a whole number", name, v))
+				return
+			}
+			if n < 1 {
+				errs = append(errs, fmt.Errorf("%s=%q: must be at least 1 (unset it for the default)", name, v))
 				return
 			}
 			*dst = n
@@ -274,6 +284,10 @@ func FromEnv(get func(string) string) (Config, error) {
 			d, err := ParseDuration(v, unit)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+				return
+			}
+			if d <= 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: must be positive (unset it for the default)", name, v))
 				return
 			}
 			*dst = d

@@ -58,6 +58,9 @@ const (
 // AllTables lists every lookup table.
 var AllTables = []string{Products, Currencies, Zipcodes}
 
+// DefaultTTL is how long a lookup snapshot lives in Redis.
+const DefaultTTL = 24 * time.Hour
+
 // Config configures a Cache.
 type Config struct {
 	// Keys is the Redis key space.
@@ -71,7 +74,7 @@ type Config struct {
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
 	if c.TTL == 0 {
-		c.TTL = 24 * time.Hour
+		c.TTL = DefaultTTL
 	}
 	if c.Tables.Schema == "" {
 		c.Tables.Schema = "public"

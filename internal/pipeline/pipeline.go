@@ -8,6 +8,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,13 +26,27 @@ import (
 	"github.com/redpg/redpg/internal/schema"
 )
 
+// Defaults, in one place: config, the CLI and the benchmark refer to these
+// (and to queue.DefaultMaxDepth, queue.DefaultMaxDeliveries and
+// lookup.DefaultTTL).
+const (
+	DefaultBatchSize     = 5000
+	MaxBatchSize         = 100000 // a claim script's reply must stay modest
+	DefaultDedupWindow   = time.Hour
+	DefaultLease         = 30 * time.Second
+	DefaultMaxAttempts   = 5
+	DefaultIdleWait      = time.Second
+	DefaultShutdownGrace = 10 * time.Second
+)
+
 // Config configures a Pipeline.
 type Config struct {
 	// Keys is the Redis key space.
 	Keys keys.Space
 	// Tables names the PostgreSQL relations.
 	Tables schema.Tables
-	// BatchSize is the most messages a worker claims at once. Defaults to 5000.
+	// BatchSize is the most messages a worker claims at once. Defaults to
+	// DefaultBatchSize.
 	BatchSize int
 	// DedupWindow is how long a promoted order id counts as seen. Defaults
 	// to one hour.
@@ -103,30 +118,14 @@ func (h Hooks) call(ctx context.Context, fn func(context.Context, string) error,
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
-	if c.BatchSize == 0 {
-		c.BatchSize = 5000
-	}
-	if c.DedupWindow == 0 {
-		c.DedupWindow = time.Hour
-	}
-	if c.MaxQueueDepth == 0 {
-		c.MaxQueueDepth = 100000
-	}
-	if c.Lease == 0 {
-		c.Lease = 30 * time.Second
-	}
-	if c.CacheTTL == 0 {
-		c.CacheTTL = 24 * time.Hour
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 5
-	}
-	if c.IdleWait == 0 {
-		c.IdleWait = time.Second
-	}
-	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 10 * time.Second
-	}
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.DedupWindow = cmp.Or(c.DedupWindow, DefaultDedupWindow)
+	c.MaxQueueDepth = cmp.Or(c.MaxQueueDepth, queue.DefaultMaxDepth)
+	c.Lease = cmp.Or(c.Lease, DefaultLease)
+	c.CacheTTL = cmp.Or(c.CacheTTL, lookup.DefaultTTL)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.IdleWait = cmp.Or(c.IdleWait, DefaultIdleWait)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, DefaultShutdownGrace)
 	if c.Tables.Schema == "" {
 		c.Tables.Schema = schema.DefaultSchema
 	}
