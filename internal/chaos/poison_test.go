@@ -66,7 +66,7 @@ func poisonCases(t *testing.T, snap *lookup.Snapshot) []poisonCase {
 	}
 	msg := func(m order.Message) []byte { return mustJSON(t, m) }
 
-	big := []byte(`{"order_id": "BIG-1", "padding": "` + strings.Repeat("x", order.MaxPayload) + `"}`)
+	big := []byte(`{"order_id": "BIG-1", "padding": "` + strings.Repeat("x", order.DefaultMaxBytes) + `"}`)
 	badUTF8 := bytes.Replace(msg(valid("UTF8-1")), []byte("CUST-00042"), []byte("CUST-\xff\xfe42"), 1)
 	require.NotEqual(t, msg(valid("UTF8-1")), badUTF8)
 
