@@ -3,8 +3,8 @@ package ingest
 import (
 	"encoding/csv"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
