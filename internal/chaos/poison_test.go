@@ -55,6 +55,9 @@ type poisonCase struct {
 	// that failed to decode. Messages that decoded but failed validation
 	// keep their normalised form, which must decode to the same order.
 	exact bool
+	// stored, when set, is what an exact letter holds instead of raw: an
+	// oversized message keeps only its size and first bytes.
+	stored []byte
 }
 
 func poisonCases(t *testing.T, snap *lookup.Snapshot) []poisonCase {
@@ -66,7 +69,7 @@ func poisonCases(t *testing.T, snap *lookup.Snapshot) []poisonCase {
 	}
 	msg := func(m order.Message) []byte { return mustJSON(t, m) }
 
-	big := []byte(`{"order_id": "BIG-1", "padding": "` + strings.Repeat("x", order.MaxPayload) + `"}`)
+	big := []byte(`{"order_id": "BIG-1", "padding": "` + strings.Repeat("x", order.DefaultMaxBytes) + `"}`)
 	badUTF8 := bytes.Replace(msg(valid("UTF8-1")), []byte("CUST-00042"), []byte("CUST-\xff\xfe42"), 1)
 	require.NotEqual(t, msg(valid("UTF8-1")), badUTF8)
 
@@ -88,7 +91,7 @@ func poisonCases(t *testing.T, snap *lookup.Snapshot) []poisonCase {
 		{name: "empty payload", raw: []byte{}, reason: order.ReasonMalformedJSON, exact: true},
 		{name: "not JSON at all", raw: []byte("hello, world"), reason: order.ReasonMalformedJSON, exact: true},
 		{name: "JSON null", raw: []byte("null"), reason: order.ReasonMissingField, exact: true},
-		{name: "customer_id is a number", raw: with("TYPE-1", func(m map[string]any) { m["customer_id"] = 12345 }),
+		{name: "customer_id is a fraction", raw: with("TYPE-1", func(m map[string]any) { m["customer_id"] = 123.45 }),
 			reason: order.ReasonWrongType, id: "TYPE-1", exact: true},
 		{name: "quantity is a word", raw: with("TYPE-2", func(m map[string]any) { m["quantity"] = "many" }),
 			reason: order.ReasonWrongType, id: "TYPE-2", exact: true},
@@ -96,7 +99,7 @@ func poisonCases(t *testing.T, snap *lookup.Snapshot) []poisonCase {
 			reason: order.ReasonMissingField, id: "MISSING-1", exact: true},
 		{name: "order_timestamp missing", raw: with("MISSING-2", func(m map[string]any) { delete(m, "order_timestamp") }),
 			reason: order.ReasonMissingField, id: "MISSING-2", exact: true},
-		{name: "payload over 1 MB", raw: big, reason: order.ReasonTooLarge, exact: true},
+		{name: "payload over the cap", raw: big, reason: order.ReasonTooLarge, exact: true, stored: order.OversizedMark(len(big), big)},
 		{name: "invalid UTF-8", raw: badUTF8, reason: order.ReasonInvalidUTF8, exact: true},
 		{name: "unknown product", raw: msg(noProduct), reason: order.ReasonUnknownProduct, id: "UNKNOWN-PRODUCT"},
 		{name: "unknown currency", raw: msg(noCurrency), reason: order.ReasonUnknownCurrency, id: "UNKNOWN-CURRENCY"},
@@ -174,7 +177,11 @@ func TestPoisonInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var found []deadLetter
 			for _, l := range letters {
-				if (c.exact && bytes.Equal(l.raw, c.raw)) || (!c.exact && l.orderID == c.id) {
+				stored := c.raw
+				if c.stored != nil {
+					stored = c.stored
+				}
+				if (c.exact && bytes.Equal(l.raw, stored)) || (!c.exact && l.orderID == c.id) {
 					found = append(found, l)
 				}
 			}

@@ -43,6 +43,8 @@ type app struct {
 	schemaName   string
 	keyPrefix    string
 	logLevel     string
+	naiveZone    string
+	maxMsgBytes  int
 	usePgBouncer bool
 
 	cfg config.Config
@@ -81,6 +83,10 @@ func (a *app) resolve(cmd *cobra.Command) error {
 	set("redis-ca-file", &cfg.RedisCAFile, a.redisCAFile)
 	set("schema", &cfg.Schema, a.schemaName)
 	set("key-prefix", &cfg.KeyPrefix, a.keyPrefix)
+	set("naive-timezone", &cfg.NaiveTimezone, a.naiveZone)
+	if flags.Changed("max-message-bytes") {
+		cfg.MaxMessageBytes = a.maxMsgBytes
+	}
 	a.cfg = cfg
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
@@ -132,7 +138,7 @@ func (a *app) open(ctx context.Context) error {
 		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: schema.Tables{Schema: a.cfg.Schema},
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
-		Version: version.String(),
+		Version: version.String(), Message: a.cfg.MessageOptions(),
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err

@@ -188,10 +188,15 @@ than silently skipped. Backpressure applies as for generate.`,
 				return err
 			}
 			bar := newProgress(a.stderr, "ingest")
-			n, err := ingest.Read(r, format, 5000, func(msgs [][]byte) error {
+			cfg := ingest.Config{Format: format, Chunk: ingest.DefaultChunk, MaxBytes: a.cfg.MaxMessageBytes}
+			n, err := ingest.Read(r, cfg, func(msgs [][]byte) error {
 				return a.pipe.Push(cmd.Context(), msgs, func(depth int64) { bar.update(0, 0, depth) })
 			})
 			bar.done()
+			var rec *ingest.RecordError
+			if errors.As(err, &rec) {
+				return err // it says what was queued
+			}
 			if err != nil {
 				return fmt.Errorf("after queueing %d records: %w", n, err)
 			}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"strconv"
+
 	"github.com/spf13/cobra"
 
 	"github.com/redpg/redpg/internal/config"
@@ -42,6 +44,8 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 	f.StringVar(&a.schemaName, "schema", "", "PostgreSQL schema for redpg's tables (env POSTGRES_SCHEMA; default public)")
 	f.StringVar(&a.keyPrefix, "key-prefix", "", "prefix for every Redis key (env REDPG_KEY_PREFIX; default none)")
 	f.StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	f.StringVar(&a.naiveZone, "naive-timezone", "", "IANA zone of order timestamps written without one (env REDPG_NAIVE_TIMEZONE; default "+config.DefaultNaiveTimezone+")")
+	f.IntVar(&a.maxMsgBytes, "max-message-bytes", 0, "largest message accepted on every path; larger ones are dead-lettered with their size and first 4 KiB (env REDPG_MAX_MESSAGE_BYTES; default "+strconv.Itoa(config.DefaultMaxMessageBytes)+")")
 
 	root.SetVersionTemplate("redpg {{.Version}}\n")
 	root.AddCommand(

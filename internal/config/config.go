@@ -15,8 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // REDPG_NAIVE_TIMEZONE must resolve on hosts without a zoneinfo database
 
 	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/queue"
 )
@@ -81,6 +83,14 @@ type Config struct {
 	// MaxDeliveries is how many dead workers may have held a message before
 	// it is quarantined and dead-lettered undecoded. Defaults to 10.
 	MaxDeliveries int
+
+	// NaiveTimezone is the IANA zone of an order_timestamp written without
+	// a zone (Python's datetime.now().isoformat()). Defaults to UTC.
+	NaiveTimezone string
+
+	// MaxMessageBytes is the one cap on a message's size, on every path.
+	// Defaults to order.DefaultMaxBytes (4 MiB).
+	MaxMessageBytes int
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -96,7 +106,15 @@ const (
 	DefaultCacheTTL      = lookup.DefaultTTL
 	DefaultMaxAttempts   = pipeline.DefaultMaxAttempts
 	DefaultMaxDeliveries = queue.DefaultMaxDeliveries
+	DefaultNaiveTimezone = "UTC"
+	// DefaultMaxMessageBytes is the decoder's own default, quoted here.
+	DefaultMaxMessageBytes = order.DefaultMaxBytes
 )
+
+// MinMessageBytes is the smallest cap REDPG_MAX_MESSAGE_BYTES may set: an
+// oversized message's dead letter keeps order.KeptPrefixBytes of it and
+// must itself be within the cap.
+const MinMessageBytes = 16 << 10
 
 // WithDefaults returns a copy of c with every unset field given its default.
 func (c Config) WithDefaults() Config {
@@ -133,7 +151,37 @@ func (c Config) WithDefaults() Config {
 	if c.MaxDeliveries == 0 {
 		c.MaxDeliveries = DefaultMaxDeliveries
 	}
+	if c.NaiveTimezone == "" {
+		c.NaiveTimezone = DefaultNaiveTimezone
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
 	return c
+}
+
+// NaiveZone resolves NaiveTimezone. "Local" is refused: it would make the
+// same message mean another instant on another host.
+func (c Config) NaiveZone() (*time.Location, error) {
+	if c.NaiveTimezone == "Local" {
+		return nil, errors.New("name a zone (such as UTC or Europe/Berlin); Local depends on the host")
+	}
+	loc, err := time.LoadLocation(c.NaiveTimezone)
+	if err != nil {
+		return nil, errors.New("not an IANA time zone name (such as UTC or America/New_York)")
+	}
+	return loc, nil
+}
+
+// MessageOptions are the decoder options these settings give: the zone of
+// naive timestamps (UTC if NaiveTimezone does not resolve, which Validate
+// reports) and the size cap.
+func (c Config) MessageOptions() order.Options {
+	loc, err := c.NaiveZone()
+	if err != nil {
+		loc = time.UTC
+	}
+	return order.Options{NaiveZone: loc, MaxBytes: c.MaxMessageBytes}
 }
 
 // Validate reports the first setting that cannot work, in words that say
@@ -180,6 +228,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDeliveries < 1 {
 		errs = append(errs, fmt.Errorf("REDPG_MAX_DELIVERIES %d: must be at least 1", c.MaxDeliveries))
+	}
+	if _, err := c.NaiveZone(); err != nil {
+		errs = append(errs, fmt.Errorf("REDPG_NAIVE_TIMEZONE %q: %w", c.NaiveTimezone, err))
+	}
+	if c.MaxMessageBytes < MinMessageBytes || c.MaxMessageBytes > 512<<20 {
+		errs = append(errs, fmt.Errorf("REDPG_MAX_MESSAGE_BYTES %d: must be between %d and %d (Redis's largest string)", c.MaxMessageBytes, MinMessageBytes, 512<<20))
 	}
 	return errors.Join(errs...)
 }
@@ -298,6 +352,8 @@ func FromEnv(get func(string) string) (Config, error) {
 	intVar("MAX_QUEUE_DEPTH", &c.MaxQueueDepth)
 	intVar("REDPG_MAX_ATTEMPTS", &c.MaxAttempts)
 	intVar("REDPG_MAX_DELIVERIES", &c.MaxDeliveries)
+	intVar("REDPG_MAX_MESSAGE_BYTES", &c.MaxMessageBytes)
+	c.NaiveTimezone = strings.TrimSpace(get("REDPG_NAIVE_TIMEZONE"))
 	durVar("DEDUP_WINDOW_SECONDS", &c.DedupWindow, time.Second)
 	durVar("REDPG_LEASE", &c.Lease, time.Second)
 	durVar("REDPG_CACHE_TTL", &c.CacheTTL, time.Second)

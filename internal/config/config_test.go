@@ -157,8 +157,14 @@ func TestFromEnvNumbersAndDurations(t *testing.T) {
 		"WORKER_COUNT": " 8 ", "BATCH_SIZE": "250", "MAX_QUEUE_DEPTH": "1000", "REDPG_MAX_ATTEMPTS": "2",
 		"DEDUP_WINDOW_SECONDS": "3600", "REDPG_LEASE": "90s", "REDPG_CACHE_TTL": "1.5",
 		"POSTGRES_SCHEMA": "tenant_1", "REDPG_KEY_PREFIX": "t1:", "REDIS_TLS_CA_FILE": "/etc/ca.pem",
+		"REDPG_NAIVE_TIMEZONE": " America/New_York ", "REDPG_MAX_MESSAGE_BYTES": "1048576",
 	}))
 	require.NoError(t, err)
+	require.Equal(t, "America/New_York", c.NaiveTimezone)
+	require.Equal(t, 1<<20, c.MaxMessageBytes)
+	opt := c.WithDefaults().MessageOptions()
+	require.Equal(t, "America/New_York", opt.NaiveZone.String())
+	require.Equal(t, 1<<20, opt.MaxBytes)
 	require.Equal(t, 8, c.Workers)
 	require.Equal(t, 250, c.BatchSize)
 	require.Equal(t, 1000, c.MaxQueueDepth)
@@ -244,6 +250,9 @@ func TestWithDefaults(t *testing.T) {
 	require.Equal(t, DefaultCacheTTL, d.CacheTTL)
 	require.Equal(t, DefaultMaxAttempts, d.MaxAttempts)
 	require.Equal(t, DefaultMaxDeliveries, d.MaxDeliveries)
+	require.Equal(t, "UTC", d.NaiveTimezone)
+	require.Equal(t, 4<<20, d.MaxMessageBytes)
+	require.Equal(t, time.UTC, d.MessageOptions().NaiveZone)
 	require.Empty(t, d.PgBouncerURL, "workers connect directly by default")
 	require.Empty(t, d.KeyPrefix)
 	require.Equal(t, d.DatabaseURL, d.WorkerDatabaseURL())
@@ -257,7 +266,8 @@ func TestWithDefaults(t *testing.T) {
 
 	set := Config{DatabaseURL: "postgres://a@b/c", PgBouncerURL: "postgres://a@p/c", RedisURL: "redis://r:1/2", Schema: "s",
 		KeyPrefix: "k:", Workers: 9, BatchSize: 8, DedupWindow: time.Minute, MaxQueueDepth: 7, Lease: time.Second,
-		CacheTTL: time.Minute, MaxAttempts: 3, MaxDeliveries: 4, RedisCAFile: "ca.pem"}
+		CacheTTL: time.Minute, MaxAttempts: 3, MaxDeliveries: 4, RedisCAFile: "ca.pem",
+		NaiveTimezone: "Asia/Kolkata", MaxMessageBytes: 1 << 20}
 	require.Equal(t, set, set.WithDefaults(), "set fields are kept")
 	require.Equal(t, "postgres://a@p/c", set.WorkerDatabaseURL())
 }
@@ -289,6 +299,10 @@ func TestValidate(t *testing.T) {
 		{"lease too short", func(c *Config) { c.Lease = time.Millisecond }, []string{"REDPG_LEASE"}},
 		{"cache TTL too short", func(c *Config) { c.CacheTTL = time.Millisecond }, []string{"REDPG_CACHE_TTL"}},
 		{"attempts", func(c *Config) { c.MaxAttempts = -1 }, []string{"REDPG_MAX_ATTEMPTS"}},
+		{"unknown naive zone", func(c *Config) { c.NaiveTimezone = "Mars/Olympus" }, []string{"REDPG_NAIVE_TIMEZONE", "Mars/Olympus", "IANA"}},
+		{"naive zone Local", func(c *Config) { c.NaiveTimezone = "Local" }, []string{"REDPG_NAIVE_TIMEZONE", "Local"}},
+		{"message cap too small", func(c *Config) { c.MaxMessageBytes = 1000 }, []string{"REDPG_MAX_MESSAGE_BYTES", "1000"}},
+		{"message cap too large", func(c *Config) { c.MaxMessageBytes = 1 << 30 }, []string{"REDPG_MAX_MESSAGE_BYTES"}},
 		{"several at once", func(c *Config) { c.Workers, c.BatchSize = -1, -1 }, []string{"WORKER_COUNT", "BATCH_SIZE"}},
 	}
 	for _, tc := range tests {

@@ -1,7 +1,9 @@
 // Package ingest reads orders from files — newline-delimited JSON or CSV
 // with a header row — and turns each record into one queue message. Every
 // record becomes a message, even a broken one, so that it is dead-lettered
-// with a reason rather than silently skipped.
+// with a reason rather than silently skipped. The one exception is a CSV
+// quote left open over several lines: Read stops there with a
+// *RecordError, since what follows cannot be told apart into records.
 package ingest
 
 import (
@@ -13,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/redpg/redpg/internal/order"
 )
 
 // Formats accepted by Read.
@@ -22,31 +26,75 @@ const (
 	Auto   = "auto"
 )
 
-// maxLine bounds one NDJSON line; a longer line becomes an over-size message
-// that the pipeline dead-letters.
-const maxLine = 8 << 20
+// DefaultChunk is how many messages Read hands to emit at a time.
+const DefaultChunk = 5000
 
-// Read streams r in chunks of up to chunk messages to emit. With format
-// Auto the first non-blank byte decides: '{' or '[' means NDJSON, anything
-// else CSV.
-func Read(r io.Reader, format string, chunk int, emit func([][]byte) error) (int, error) {
+// Config says how Read reads.
+type Config struct {
+	// Format is NDJSON, CSV or Auto. Defaults to Auto: the first non-blank
+	// byte decides, '{' or '[' meaning NDJSON and anything else CSV.
+	Format string
+	// Chunk is the most messages one emit call carries. Defaults to
+	// DefaultChunk.
+	Chunk int
+	// MaxBytes is the message size cap (order.Options.MaxBytes). A record
+	// over it is queued as an oversized mark holding its size and first
+	// order.KeptPrefixBytes, which is dead-lettered as payload_too_large;
+	// an NDJSON line is never held whole beyond it. Defaults to
+	// order.DefaultMaxBytes.
+	MaxBytes int
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.Format == "" {
+		c.Format = Auto
+	}
+	if c.Chunk < 1 {
+		c.Chunk = DefaultChunk
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = order.DefaultMaxBytes
+	}
+	return c
+}
+
+// RecordError stops Read at a CSV record whose open quote ran over later
+// lines. The records before it were all emitted.
+type RecordError struct {
+	// Line is the line the bad record starts on, counting the header as 1.
+	Line int
+	// Queued is how many records were emitted before it.
+	Queued int
+	Err    error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("CSV record starting at line %d: %v; stopped there, the %d records before it were queued and nothing from line %d on",
+		e.Line, e.Err, e.Queued, e.Line)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Read streams r to emit in chunks and returns how many messages it
+// emitted.
+func Read(r io.Reader, cfg Config, emit func([][]byte) error) (int, error) {
+	cfg = cfg.WithDefaults()
 	br := bufio.NewReaderSize(r, 1<<16)
 	// A UTF-8 byte order mark would otherwise stick to the first record,
 	// and that order would be dead-lettered.
 	if bom, _ := br.Peek(3); string(bom) == "\ufeff" {
 		_, _ = br.Discard(3)
 	}
-	if format == "" || format == Auto {
+	format := cfg.Format
+	if format == Auto {
 		format = sniff(br)
-	}
-	if chunk < 1 {
-		chunk = 5000
 	}
 	switch format {
 	case NDJSON:
-		return readNDJSON(br, chunk, emit)
+		return readNDJSON(br, cfg, emit)
 	case CSV:
-		return readCSV(br, chunk, emit)
+		return readCSV(br, cfg, emit)
 	}
 	return 0, fmt.Errorf("unknown format %q: use ndjson, csv or auto", format)
 }
@@ -69,13 +117,19 @@ func sniff(br *bufio.Reader) string {
 	return NDJSON
 }
 
-func readNDJSON(br *bufio.Reader, chunk int, emit func([][]byte) error) (int, error) {
+func readNDJSON(br *bufio.Reader, cfg Config, emit func([][]byte) error) (int, error) {
+	chunk := cfg.Chunk
 	total := 0
 	batch := make([][]byte, 0, chunk)
 	for {
-		line, err := readLine(br)
-		if len(bytes.TrimSpace(line)) > 0 {
-			batch = append(batch, bytes.TrimSpace(line))
+		line, size, err := readLine(br, cfg.MaxBytes)
+		if size > cfg.MaxBytes {
+			line = order.OversizedMark(size, line)
+		} else {
+			line = bytes.TrimSpace(line)
+		}
+		if len(line) > 0 {
+			batch = append(batch, line)
 			if len(batch) == chunk {
 				if err := emit(batch); err != nil {
 					return total, err
@@ -100,17 +154,25 @@ func readNDJSON(br *bufio.Reader, chunk int, emit func([][]byte) error) (int, er
 	return total, nil
 }
 
-// readLine returns one line without its newline; a line longer than maxLine
-// is truncated (and so dead-lettered as malformed) rather than held whole.
-func readLine(br *bufio.Reader) ([]byte, error) {
+// readLine returns one line without its newline, and its length. Of a line
+// longer than limit only the first order.KeptPrefixBytes are returned:
+// the rest is read and counted, never held.
+func readLine(br *bufio.Reader, limit int) ([]byte, int, error) {
 	var line []byte
+	size := 0
 	for {
 		part, isPrefix, err := br.ReadLine()
-		if len(line) < maxLine {
+		size += len(part)
+		switch {
+		case size <= limit:
 			line = append(line, part...)
+		case len(line) > order.KeptPrefixBytes:
+			line = line[:order.KeptPrefixBytes:order.KeptPrefixBytes]
+		case len(line) < order.KeptPrefixBytes:
+			line = append(line, part[:min(len(part), order.KeptPrefixBytes-len(line))]...)
 		}
 		if err != nil || !isPrefix {
-			return line, err
+			return line, size, err
 		}
 	}
 }
@@ -119,7 +181,9 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 // CSV row becomes the same message a JSON producer would send.
 var numeric = map[string]bool{"quantity": true, "unit_price": true}
 
-func readCSV(br *bufio.Reader, chunk int, emit func([][]byte) error) (int, error) {
+func readCSV(br *bufio.Reader, cfg Config, emit func([][]byte) error) (int, error) {
+	chunk := cfg.Chunk
+	bound := order.Options{MaxBytes: cfg.MaxBytes}
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -141,10 +205,24 @@ func readCSV(br *bufio.Reader, chunk int, emit func([][]byte) error) (int, error
 		var msg []byte
 		var parseErr *csv.ParseError
 		switch {
-		case errors.As(err, &parseErr):
-			// An unparseable record still becomes a message, so that it is
-			// dead-lettered with its line number rather than lost.
+		case errors.As(err, &parseErr) && parseErr.Line == parseErr.StartLine:
+			// A record broken within its own line (a stray quote): the
+			// reader carries on at the next line, so the record still
+			// becomes a message and is dead-lettered with its line number.
 			msg = []byte(fmt.Sprintf("csv error: %v", err))
+		case errors.As(err, &parseErr):
+			// A quote left open ran on over later lines (to the end of the
+			// file, if it is never closed): what the reader read is no
+			// record, and nothing after it can be trusted to be one. Queue
+			// what came before and stop, rather than fold the rest of the
+			// file into one dead letter.
+			if len(batch) > 0 {
+				if err := emit(batch); err != nil {
+					return total, err
+				}
+				total += len(batch)
+			}
+			return total, &RecordError{Line: parseErr.StartLine, Queued: total, Err: parseErr.Err}
 		case err != nil:
 			// A failing reader is not a record: it may fail forever.
 			return total, fmt.Errorf("read CSV: %w", err)
@@ -163,6 +241,7 @@ func readCSV(br *bufio.Reader, chunk int, emit func([][]byte) error) (int, error
 			if msg, err = json.Marshal(obj); err != nil {
 				msg = []byte(fmt.Sprintf("csv error: %v", err))
 			}
+			msg = bound.Bounded(msg)
 		}
 		batch = append(batch, msg)
 		if len(batch) == chunk {

@@ -1,9 +1,10 @@
 package ingest
 
 import (
-	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ import (
 func collect(t *testing.T, r io.Reader, format string, chunk int) ([][][]byte, int) {
 	t.Helper()
 	var chunks [][][]byte
-	n, err := Read(r, format, chunk, func(msgs [][]byte) error {
+	n, err := Read(r, Config{Format: format, Chunk: chunk}, func(msgs [][]byte) error {
 		chunks = append(chunks, msgs)
 		return nil
 	})
@@ -60,7 +61,7 @@ func TestNDJSONByteOrderMark(t *testing.T) {
 	}
 }
 
-func TestNDJSONHugeLineIsTruncatedNotAnError(t *testing.T) {
+func TestNDJSONHugeLineBecomesAnOversizedMark(t *testing.T) {
 	t.Parallel()
 	huge := `{"order_id":"` + strings.Repeat("x", 9<<20) + `"}`
 	in := validJSON + "\n" + huge + "\n" + validJSON + "\n"
@@ -70,14 +71,77 @@ func TestNDJSONHugeLineIsTruncatedNotAnError(t *testing.T) {
 	msgs := chunks[0]
 	require.Equal(t, validJSON, string(msgs[0]))
 	require.Equal(t, validJSON, string(msgs[2]), "the line after the huge one is read whole")
-	require.Less(t, len(msgs[1]), len(huge), "the huge line is truncated")
-	require.GreaterOrEqual(t, len(msgs[1]), maxLine)
-	require.True(t, bytes.HasPrefix(msgs[1], []byte(`{"order_id":"xxx`)))
-	// ...and so dead-lettered rather than held whole.
+	require.Equal(t, order.OversizedMark(len(huge), []byte(huge)), msgs[1], "only the size and the first bytes are queued")
+	require.Less(t, len(msgs[1]), order.KeptPrefixBytes+64)
+	// ...and so dead-lettered with its size.
 	_, err := order.Decode(msgs[1])
 	var rej *order.Rejection
 	require.ErrorAs(t, err, &rej)
 	require.Equal(t, order.ReasonTooLarge, rej.Reason)
+	require.Contains(t, rej.Detail, fmt.Sprintf("%d bytes, limit %d", len(huge), order.DefaultMaxBytes))
+}
+
+// TestCapIsConfigurable checks Config.MaxBytes on both formats, at the
+// edge: a record of exactly the cap is queued as it is.
+func TestCapIsConfigurable(t *testing.T) {
+	t.Parallel()
+	const limit = 20 << 10
+	at := `{"order_id":"` + strings.Repeat("a", limit-len(`{"order_id":""}`)) + `"}`
+	over := `{"order_id":"` + strings.Repeat("b", limit) + `"}`
+	var got [][]byte
+	n, err := Read(strings.NewReader(at+"\n"+over+"\n"), Config{Format: NDJSON, MaxBytes: limit}, func(m [][]byte) error {
+		got = append(got, m...)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, at, string(got[0]))
+	require.Equal(t, order.OversizedMark(len(over), []byte(over)), got[1])
+
+	got = nil
+	csvIn := "order_id,user_agent\nORD-1," + strings.Repeat("u", limit) + "\nORD-2,ok\n"
+	_, err = Read(strings.NewReader(csvIn), Config{Format: CSV, MaxBytes: limit}, func(m [][]byte) error {
+		got = append(got, m...)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	rej := order.Options{MaxBytes: limit}.Oversized(got[0])
+	require.NotNil(t, rej, "the long record is queued as a mark")
+	require.Less(t, len(got[0]), order.KeptPrefixBytes+64)
+	require.Equal(t, `{"order_id":"ORD-2","user_agent":"ok"}`, string(got[1]))
+}
+
+// TestCSVUnterminatedQuoteStopsAtTheRecord checks that a quote left open
+// stops the read at its record, with its line and the records queued
+// before it, instead of folding every later record into one message.
+func TestCSVUnterminatedQuoteStopsAtTheRecord(t *testing.T) {
+	t.Parallel()
+	in := "order_id,quantity\n" +
+		"ORD-1,1\n" +
+		"ORD-2,2\n" +
+		"ORD-3,\"3\n" + // the quote is never closed
+		"ORD-4,4\n" +
+		"ORD-5,5\n"
+	for _, chunk := range []int{1, 2, 10} {
+		var msgs []string
+		n, err := Read(strings.NewReader(in), Config{Format: CSV, Chunk: chunk}, func(m [][]byte) error {
+			for _, b := range m {
+				msgs = append(msgs, string(b))
+			}
+			return nil
+		})
+		var rec *RecordError
+		require.ErrorAs(t, err, &rec, "chunk %d: %v", chunk, msgs)
+		require.Equal(t, 4, rec.Line, "the line the bad record starts on")
+		require.Equal(t, 2, rec.Queued)
+		require.Equal(t, 2, n)
+		require.Equal(t, []string{`{"order_id":"ORD-1","quantity":1}`, `{"order_id":"ORD-2","quantity":2}`}, msgs,
+			"the records before it are queued, nothing from it on")
+		require.ErrorIs(t, err, csv.ErrQuote)
+		require.Contains(t, err.Error(), "line 4")
+		require.Contains(t, err.Error(), "2 records before it were queued")
+	}
 }
 
 func TestCSV(t *testing.T) {
@@ -155,7 +219,7 @@ func TestCSVRaggedAndBrokenRowsStillMakeOneMessageEach(t *testing.T) {
 
 func TestCSVWithoutHeader(t *testing.T) {
 	t.Parallel()
-	_, err := Read(strings.NewReader(""), CSV, 10, func([][]byte) error { return nil })
+	_, err := Read(strings.NewReader(""), Config{Format: CSV, Chunk: 10}, func([][]byte) error { return nil })
 	require.ErrorContains(t, err, "read CSV header")
 }
 
@@ -238,7 +302,7 @@ func TestEmitErrorPropagates(t *testing.T) {
 	for _, in := range []struct{ format, data string }{{NDJSON, nd}, {CSV, csv}} {
 		for _, failAt := range []int{1, 2, 4} { // 4: the final, partial chunk
 			calls := 0
-			n, err := Read(strings.NewReader(in.data), in.format, 3, func(msgs [][]byte) error {
+			n, err := Read(strings.NewReader(in.data), Config{Format: in.format, Chunk: 3}, func(msgs [][]byte) error {
 				calls++
 				if calls == failAt {
 					return boom
@@ -257,18 +321,18 @@ func TestReaderErrorPropagates(t *testing.T) {
 	boom := errors.New("disk on fire")
 	for _, in := range []struct{ format, data string }{{NDJSON, validJSON + "\n"}, {CSV, "order_id\nORD-1\n"}} {
 		r := io.MultiReader(strings.NewReader(in.data), iotest.ErrReader(boom))
-		_, err := Read(r, in.format, 10, func([][]byte) error { return nil })
+		_, err := Read(r, Config{Format: in.format, Chunk: 10}, func([][]byte) error { return nil })
 		require.ErrorIs(t, err, boom, in.format)
 	}
 	// A failing reader before any data fails CSV on its header.
-	_, err := Read(iotest.ErrReader(boom), CSV, 10, func([][]byte) error { return nil })
+	_, err := Read(iotest.ErrReader(boom), Config{Format: CSV, Chunk: 10}, func([][]byte) error { return nil })
 	require.ErrorIs(t, err, boom)
 }
 
 func TestUnknownFormat(t *testing.T) {
 	t.Parallel()
 	called := false
-	n, err := Read(strings.NewReader(validJSON), "xml", 10, func([][]byte) error { called = true; return nil })
+	n, err := Read(strings.NewReader(validJSON), Config{Format: "xml", Chunk: 10}, func([][]byte) error { called = true; return nil })
 	require.ErrorContains(t, err, `unknown format "xml"`)
 	require.Zero(t, n)
 	require.False(t, called)

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redpg/redpg/internal/keys"
+	"github.com/redpg/redpg/internal/money"
 	"github.com/redpg/redpg/internal/schema"
 )
 
@@ -41,8 +41,18 @@ type Zip struct {
 type Snapshot struct {
 	Version    int64
 	Products   map[string]Product
-	Currencies map[string]float64 // code → units per USD
+	Currencies map[string]money.Rate // code → units per USD, exactly as in the table
 	Zips       map[string]Zip
+}
+
+// FloatRates returns the currency rates as floats, for what needs no
+// exactness (the generator's made-up prices).
+func (s *Snapshot) FloatRates() map[string]float64 {
+	out := make(map[string]float64, len(s.Currencies))
+	for code, r := range s.Currencies {
+		out[code] = r.Float64()
+	}
+	return out
 }
 
 // Size is the number of entries across all tables.
@@ -100,7 +110,7 @@ func New(rdb redis.UniversalClient, pg *pgxpool.Pool, cfg Config) *Cache {
 
 // Load reads the lookup tables from Postgres.
 func Load(ctx context.Context, pg *pgxpool.Pool, t schema.Tables) (*Snapshot, error) {
-	s := &Snapshot{Products: map[string]Product{}, Currencies: map[string]float64{}, Zips: map[string]Zip{}}
+	s := &Snapshot{Products: map[string]Product{}, Currencies: map[string]money.Rate{}, Zips: map[string]Zip{}}
 	rows, _ := pg.Query(ctx, "SELECT product_id, product_name, category, (base_price_usd * 100)::bigint FROM "+t.Products())
 	var id string
 	var p Product
@@ -110,10 +120,16 @@ func Load(ctx context.Context, pg *pgxpool.Pool, t schema.Tables) (*Snapshot, er
 	}); err != nil {
 		return nil, fmt.Errorf("read product_catalog: %w", err)
 	}
-	var rate float64
-	rows, _ = pg.Query(ctx, "SELECT currency_code, units_per_usd::float8 FROM "+t.Currencies())
+	// The rate as text is the numeric exactly: USD totals are computed from
+	// it in Go, and must equal what promotion computes from the table.
+	var rate string
+	rows, _ = pg.Query(ctx, "SELECT currency_code, units_per_usd::text FROM "+t.Currencies())
 	if _, err := pgx.ForEachRow(rows, []any{&id, &rate}, func() error {
-		s.Currencies[id] = rate
+		r, err := money.ParseRate(rate)
+		if err != nil {
+			return fmt.Errorf("currency %s: %w", id, err)
+		}
+		s.Currencies[id] = r
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("read currency_rates: %w", err)
@@ -144,7 +160,7 @@ func (s *Snapshot) table(name string) (map[string]any, error) {
 		}
 	case Currencies:
 		for k, v := range s.Currencies {
-			out[k] = strconv.FormatFloat(v, 'g', -1, 64)
+			out[k] = v.String()
 		}
 	case Zipcodes:
 		for k, v := range s.Zips {
@@ -265,7 +281,7 @@ func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read lookup snapshot %d: %w", version, err)
 	}
-	s := &Snapshot{Version: version, Products: map[string]Product{}, Currencies: map[string]float64{}, Zips: map[string]Zip{}}
+	s := &Snapshot{Version: version, Products: map[string]Product{}, Currencies: map[string]money.Rate{}, Zips: map[string]Zip{}}
 	for id, v := range cmds[Products].Val() {
 		var p Product
 		if err := json.Unmarshal([]byte(v), &p); err != nil {
@@ -274,8 +290,10 @@ func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
 		s.Products[id] = p
 	}
 	for code, v := range cmds[Currencies].Val() {
-		rate, err := strconv.ParseFloat(v, 64)
-		if err != nil || rate <= 0 {
+		// A snapshot published before rates were exact holds Go's
+		// shortest float form ("1.36", "1e-05"): ParseRate reads it too.
+		rate, err := money.ParseRate(v)
+		if err != nil {
 			return nil, fmt.Errorf("lookup snapshot %d: currency %q has rate %q", version, code, v)
 		}
 		s.Currencies[code] = rate

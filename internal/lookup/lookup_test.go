@@ -8,8 +8,27 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/money"
 	"github.com/redpg/redpg/internal/testenv"
 )
+
+// TestRatesAreExactThroughRedis: a rate with more digits than a float
+// holds reaches workers exactly as the table has it, so the Go path
+// converts with the very rate the SQL path uses.
+func TestRatesAreExactThroughRedis(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	_, err := env.PG.Exec(ctx, "UPDATE "+env.Tables.Currencies()+" SET units_per_usd = 123456789012.123457 WHERE currency_code = 'JPY'")
+	require.NoError(t, err)
+	c := newCache(env)
+	_, err = c.Publish(ctx)
+	require.NoError(t, err)
+	snap, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "123456789012.123457", snap.Currencies["JPY"].String())
+	require.Equal(t, "1.36", snap.Currencies["CAD"].String())
+}
 
 func newCache(env *testenv.Env) *lookup.Cache {
 	return lookup.New(env.RDB, env.PG, lookup.Config{Keys: env.Keys, Tables: env.Tables})
@@ -25,7 +44,7 @@ func TestLoadReadsTheSeedTables(t *testing.T) {
 	require.Len(t, snap.Zips, 10)
 	require.Equal(t, 32, snap.Size())
 	require.Equal(t, lookup.Product{Name: "Wireless Mouse", Category: "Electronics", BasePriceCents: 2499}, snap.Products["PROD-001"])
-	require.InDelta(t, 149.5, snap.Currencies["JPY"], 1e-9)
+	require.Equal(t, money.MustRate("149.5"), snap.Currencies["JPY"], "the rate exactly as in the table")
 	require.Equal(t, lookup.Zip{City: "New York", State: "NY", Country: "US", Zone: "Zone-1"}, snap.Zips["10001"])
 }
 
@@ -51,7 +70,7 @@ func TestPublishCopiesTablesAndCurrentCachesByVersion(t *testing.T) {
 	require.Equal(t, v1, s1.Version)
 	require.Equal(t, 32, s1.Size())
 	require.Equal(t, "Mechanical Keyboard", s1.Products["PROD-002"].Name)
-	require.InDelta(t, 0.92, s1.Currencies["EUR"], 1e-9)
+	require.Equal(t, money.MustRate("0.92"), s1.Currencies["EUR"])
 	require.Equal(t, "Zone-4", s1.Zips["98101"].Zone)
 
 	s2, err := c.Current(ctx)

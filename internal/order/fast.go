@@ -179,7 +179,7 @@ func (f *fastWire) wire() wire {
 		return &f.raws[field]
 	}
 	return wire{
-		OrderID: ptr(fastOrderID), CustomerID: ptr(fastCustomerID), ProductID: ptr(fastProductID),
+		OrderID: (*flexID)(ptr(fastOrderID)), CustomerID: (*flexID)(ptr(fastCustomerID)), ProductID: ptr(fastProductID),
 		Quantity: raw(fastQuantity), UnitPrice: raw(fastUnitPrice), Currency: ptr(fastCurrency),
 		ZipCode: ptr(fastZipCode), OrderTimestamp: raw(fastOrderTimestamp),
 		UserAgent: ptr(fastUserAgent), IP: ptr(fastIP), SessionID: ptr(fastSessionID),

@@ -16,8 +16,34 @@ import (
 	"unicode/utf8"
 )
 
-// MaxPayload is the largest message accepted, in bytes.
-const MaxPayload = 1 << 20
+// DefaultMaxBytes is the one cap on a message's size, in bytes, that every
+// path enforces unless configured otherwise (Options.MaxBytes, set from
+// REDPG_MAX_MESSAGE_BYTES): ingest, the worker before it decodes, the
+// one-by-one fallback, dlq replay and dead-letter storage.
+const DefaultMaxBytes = 4 << 20
+
+// KeptPrefixBytes is how much of an oversized message its dead letter keeps.
+const KeptPrefixBytes = 4 << 10
+
+// Options adapt decoding to a deployment. The zero value is the default.
+type Options struct {
+	// NaiveZone is the zone of an order_timestamp written without one, such
+	// as Python's datetime.now().isoformat(). Defaults to UTC.
+	NaiveZone *time.Location
+	// MaxBytes is the largest message accepted. Defaults to DefaultMaxBytes.
+	MaxBytes int
+}
+
+// WithDefaults fills unset fields.
+func (opt Options) WithDefaults() Options {
+	if opt.NaiveZone == nil {
+		opt.NaiveZone = time.UTC
+	}
+	if opt.MaxBytes <= 0 {
+		opt.MaxBytes = DefaultMaxBytes
+	}
+	return opt
+}
 
 // Reason codes recorded in orders_rejected.reason. They are stable: alerting
 // and `redpg dlq replay --reason` match on them.
@@ -72,8 +98,8 @@ func (r *Rejection) Error() string { return r.Reason + ": " + r.Detail }
 // wire mirrors the JSON message. Numbers arrive as json.Number so that both
 // 19.99 and "19.99" are accepted without float rounding surprises.
 type wire struct {
-	OrderID        *string          `json:"order_id"`
-	CustomerID     *string          `json:"customer_id"`
+	OrderID        *flexID          `json:"order_id"`
+	CustomerID     *flexID          `json:"customer_id"`
 	ProductID      *string          `json:"product_id"`
 	Quantity       *json.RawMessage `json:"quantity"`
 	UnitPrice      *json.RawMessage `json:"unit_price"`
@@ -83,6 +109,10 @@ type wire struct {
 	UserAgent      *string          `json:"user_agent"`
 	IP             *string          `json:"ip"`
 	SessionID      *string          `json:"session_id"`
+	// IPAddress and RawData are the Python reference's spellings: it sends
+	// ip_address, and nests the three optional fields under raw_data.
+	IPAddress *string  `json:"ip_address"`
+	RawData   *rawData `json:"raw_data"`
 
 	// noNUL is set by the fast path, whose strings cannot hold a NUL (it
 	// refuses control characters and escapes), so order need not look.
@@ -92,28 +122,33 @@ type wire struct {
 // maxIDLen bounds identifiers so one message cannot bloat indexes.
 const maxIDLen = 128
 
+// Decode parses and normalises one message with the default Options. The
+// error, when not nil, is always a *Rejection.
+func Decode(raw []byte) (Order, error) { return Options{}.Decode(raw) }
+
 // Decode parses and normalises one message. The error, when not nil, is
 // always a *Rejection.
-func Decode(raw []byte) (Order, error) {
-	if len(raw) > MaxPayload {
-		return Order{}, &Rejection{Reason: ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(raw), MaxPayload)}
+func (opt Options) Decode(raw []byte) (Order, error) {
+	opt = opt.WithDefaults()
+	if rej := opt.Oversized(raw); rej != nil {
+		return Order{}, rej
 	}
 	// The fast path reads only; it runs before the UTF-8 check, which it
 	// makes unnecessary for the ASCII messages producers send.
 	var fast fastWire
 	if fast.decode(raw) && (fast.ascii || utf8.Valid(raw)) {
 		w := fast.wire()
-		return w.order()
+		return w.order(opt.NaiveZone)
 	}
 	if !utf8.Valid(raw) {
 		return Order{}, &Rejection{Reason: ReasonInvalidUTF8, Detail: "payload is not valid UTF-8"}
 	}
-	return decodeSlow(raw)
+	return decodeSlow(raw, opt.NaiveZone)
 }
 
 // decodeSlow is Decode with encoding/json, for whatever the fast path
 // (fast.go) does not take on.
-func decodeSlow(raw []byte) (Order, error) {
+func decodeSlow(raw []byte, naive *time.Location) (Order, error) {
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&w); err != nil {
@@ -128,12 +163,13 @@ func decodeSlow(raw []byte) (Order, error) {
 	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
 		return Order{}, &Rejection{Reason: ReasonMalformedJSON, Detail: "trailing data after the JSON object"}
 	}
-	return w.order()
+	return w.order(naive)
 }
 
-func (w *wire) order() (Order, error) {
+// order validates w; naive is the zone of a timestamp written without one.
+func (w *wire) order(naive *time.Location) (Order, error) {
 	var o Order
-	id := deref(w.OrderID)
+	id := derefID(w.OrderID)
 	fail := func(reason, format string, args ...any) (Order, error) {
 		// The rejection is stored in a text column: an id that is too long
 		// or holds a NUL would fail the whole batch's dead-letter COPY.
@@ -148,9 +184,9 @@ func (w *wire) order() (Order, error) {
 		name string
 		v    string
 		max  int
-	}{{"order_id", id, maxIDLen}, {"customer_id", *w.CustomerID, maxIDLen}, {"product_id", *w.ProductID, maxIDLen},
+	}{{"order_id", id, maxIDLen}, {"customer_id", string(*w.CustomerID), maxIDLen}, {"product_id", *w.ProductID, maxIDLen},
 		{"zip_code", *w.ZipCode, 32}, {"currency", *w.Currency, 8},
-		{"user_agent", deref(w.UserAgent), 1024}, {"ip", deref(w.IP), 64}, {"session_id", deref(w.SessionID), maxIDLen}}
+		{"user_agent", w.userAgent(), 1024}, {"ip", w.ip(), 64}, {"session_id", w.sessionID(), maxIDLen}}
 	var trimmed [5]string
 	for i, s := range strs {
 		if i < len(trimmed) {
@@ -198,7 +234,7 @@ func (w *wire) order() (Order, error) {
 	}
 	o.UnitPriceCents = cents
 
-	ts, err := parseTimestamp(*w.OrderTimestamp)
+	ts, err := parseTimestampIn(*w.OrderTimestamp, naive)
 	if err != nil {
 		return fail(ReasonBadTimestamp, "order_timestamp: %v", err)
 	}
@@ -284,6 +320,9 @@ func peekID(raw []byte) string {
 		return ""
 	}
 	s, _ := p.OrderID.(string)
+	if n, ok := p.OrderID.(float64); ok && n == math.Trunc(n) && math.Abs(n) < 1e15 {
+		s = strconv.FormatInt(int64(n), 10) // an integer id, as flexID reads it
+	}
 	return usableID(s)
 }
 
@@ -484,6 +523,8 @@ func jsonKind(kind string) string {
 		return "string"
 	case "slice":
 		return "number"
+	case "struct":
+		return "object"
 	}
 	return kind
 }
@@ -504,14 +545,16 @@ func roundCents(f float64) int64 {
 	return c
 }
 
-// timestampLayouts are accepted in order; a layout without a zone means UTC.
-var timestampLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05"}
+func parseTimestamp(raw json.RawMessage) (time.Time, error) { return parseTimestampIn(raw, time.UTC) }
 
-func parseTimestamp(raw json.RawMessage) (time.Time, error) {
+// parseTimestampIn reads a timestamp; naive is the zone of one written
+// without a zone. The fast path takes only timestamps ending in Z, which
+// naive cannot change.
+func parseTimestampIn(raw json.RawMessage, naive *time.Location) (time.Time, error) {
 	if t, ok := parseTimestampFast(raw); ok {
 		return t, nil
 	}
-	return parseTimestampSlow(raw)
+	return parseTimestampSlowIn(raw, naive)
 }
 
 // parseTimestampFast reads the form producers send, a quoted
@@ -600,6 +643,11 @@ func daysIn(month, year int) int {
 // parseTimestampSlow is parseTimestamp for any input, and the reference
 // parseTimestampFast is held to.
 func parseTimestampSlow(raw json.RawMessage) (time.Time, error) {
+	return parseTimestampSlowIn(raw, time.UTC)
+}
+
+// parseTimestampSlowIn is parseTimestampSlow with naive times in naive.
+func parseTimestampSlowIn(raw json.RawMessage, naive *time.Location) (time.Time, error) {
 	s := string(raw)
 	var t time.Time
 	if len(s) > 0 && s[0] == '"' {
@@ -608,15 +656,10 @@ func parseTimestampSlow(raw json.RawMessage) (time.Time, error) {
 		}
 		s = strings.TrimSpace(s)
 		if mayBeJSONNumber(s) && isJSONNumber(s) { // unix seconds sent as a string, as CSV does
-			return parseTimestampSlow(json.RawMessage(s))
+			return parseTimestampSlowIn(json.RawMessage(s), naive)
 		}
-		var err error
-		for _, layout := range timestampLayouts {
-			if t, err = time.Parse(layout, s); err == nil {
-				break
-			}
-		}
-		if err != nil {
+		var ok bool
+		if t, ok = parseTimeString(s, naive); !ok {
 			return t, fmt.Errorf("%.60q is not an RFC 3339 timestamp", s)
 		}
 	} else {

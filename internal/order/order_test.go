@@ -145,13 +145,24 @@ func TestDecodeRejections(t *testing.T) {
 		{"trailing garbage", []byte(valid + ` x`), ReasonMalformedJSON, ""},
 		{"trailing brace", []byte(valid + `}`), ReasonMalformedJSON, ""},
 		{"trailing bracket", []byte(valid + "\n]"), ReasonMalformedJSON, ""},
-		{"payload too large", []byte(`{"order_id": "` + strings.Repeat("a", MaxPayload) + `"}`), ReasonTooLarge, ""},
+		{"payload too large", []byte(`{"order_id": "` + strings.Repeat("a", DefaultMaxBytes) + `"}`), ReasonTooLarge, ""},
 		{"invalid UTF-8", []byte("{\"order_id\": \"ORD-\xff\"}"), ReasonInvalidUTF8, ""},
 		{"top-level array", []byte(`[` + valid + `]`), ReasonWrongType, ""},
 		{"top-level string", []byte(`"ORD-1"`), ReasonWrongType, ""},
 		{"JSON null", []byte(`null`), ReasonMissingField, ""},
-		{"order_id is a number", with(t, map[string]any{"order_id": 123}), ReasonWrongType, ""},
-		{"customer_id is a number", with(t, map[string]any{"customer_id": 5}), ReasonWrongType, "ORD-1"},
+		{"order_id is a fraction", with(t, map[string]any{"order_id": 12.5}), ReasonWrongType, ""},
+		{"order_id is a bool", with(t, map[string]any{"order_id": true}), ReasonWrongType, ""},
+		{"customer_id is a fraction", with(t, map[string]any{"customer_id": 5.5}), ReasonWrongType, "ORD-1"},
+		{"customer_id in exponent form", with(t, map[string]any{"customer_id": json.RawMessage("5e3")}), ReasonWrongType, "ORD-1"},
+		{"customer_id is an object", with(t, map[string]any{"customer_id": map[string]any{}}), ReasonWrongType, "ORD-1"},
+		{"product_id is a number", with(t, map[string]any{"product_id": 5}), ReasonWrongType, "ORD-1"},
+		{"zip_code is a number", with(t, map[string]any{"zip_code": 2101}), ReasonWrongType, "ORD-1"},
+		{"raw_data is a string", with(t, map[string]any{"raw_data": "x"}), ReasonWrongType, "ORD-1"},
+		{"raw_data user_agent is a number", with(t, map[string]any{"raw_data": map[string]any{"user_agent": 5}}), ReasonWrongType, "ORD-1"},
+		{"raw_data ip_address too long", with(t, map[string]any{"raw_data": map[string]any{"ip_address": strings.Repeat("1", 65)}}), ReasonInvalidField, "ORD-1"},
+		{"timestamp with an ambiguous zone name", with(t, map[string]any{"order_timestamp": "2024-05-01 12:30:00 EST"}), ReasonBadTimestamp, "ORD-1"},
+		{"timestamp with an hours-only offset", with(t, map[string]any{"order_timestamp": "2024-05-01T12:30:00+05"}), ReasonBadTimestamp, "ORD-1"},
+		{"oversized mark", []byte("\x1eTL5000000\x1f{\"order_id\": \"ORD-1\""), ReasonTooLarge, ""},
 		{"currency is a bool", with(t, map[string]any{"currency": true}), ReasonWrongType, "ORD-1"},
 		{"quantity is a word", with(t, map[string]any{"quantity": "many"}), ReasonWrongType, "ORD-1"},
 		{"quantity is fractional", with(t, map[string]any{"quantity": 1.5}), ReasonWrongType, "ORD-1"},
@@ -244,7 +255,8 @@ func TestPeekID(t *testing.T) {
 		want string
 	}{
 		{`{"order_id": "ORD-7", "quantity": "many", "customer_id": 1}`, "ORD-7"},
-		{`{"order_id": 7}`, ""},
+		{`{"order_id": 7}`, "7"}, // an integer id, as Decode reads it
+		{`{"order_id": 7.5}`, ""},
 		{`{"order_id": null}`, ""},
 		{`{"order_id": "` + strings.Repeat("x", maxIDLen+1) + `"}`, ""},
 		{`{"order_id": "A\u0000B"}`, ""},
@@ -364,7 +376,7 @@ func ExampleDecode() {
 		"order_timestamp": "2024-05-01 12:30:00"}`))
 	fmt.Println(o.OrderID, o.Quantity, o.UnitPriceCents, o.Currency, o.OrderTimestamp.Format(time.RFC3339), err)
 
-	_, err = Decode([]byte(`{"order_id": "ORD-2", "customer_id": 7}`))
+	_, err = Decode([]byte(`{"order_id": "ORD-2", "customer_id": 7.5}`))
 	var rej *Rejection
 	if errors.As(err, &rej) {
 		fmt.Println(rej.OrderID, rej.Reason)

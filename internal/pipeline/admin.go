@@ -18,7 +18,7 @@ func (p *Pipeline) Catalog(ctx context.Context) (generate.Catalog, error) {
 	if err != nil {
 		return generate.Catalog{}, err
 	}
-	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.Currencies}
+	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.FloatRates()}
 	for id, prod := range snap.Products {
 		cat.Products[id] = prod.BasePriceCents
 	}

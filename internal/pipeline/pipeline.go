@@ -22,6 +22,7 @@ import (
 	"github.com/redpg/redpg/internal/dedup"
 	"github.com/redpg/redpg/internal/keys"
 	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/schema"
 )
@@ -73,6 +74,10 @@ type Config struct {
 	// ShutdownGrace is how long a worker may keep working on the batch in
 	// hand after shutdown was requested. Defaults to 10s.
 	ShutdownGrace time.Duration
+	// Message adapts decoding: the zone of naive timestamps and the one
+	// size cap, which workers, the one-by-one fallback, dlq replay and every
+	// dead letter hold to. Defaults to order.Options' defaults (UTC, 4 MiB).
+	Message order.Options
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
 	// Version is the build each worker registers itself with, so `stats`
@@ -135,6 +140,7 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Message = c.Message.WithDefaults()
 	return c
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redpg/redpg/internal/generate"
 	"github.com/redpg/redpg/internal/ledger"
+	"github.com/redpg/redpg/internal/money"
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/promote"
@@ -139,9 +140,9 @@ func TestEndToEnd(t *testing.T) {
 	requireViewsMatch(t, ctx, env, p)
 	// The generator's invalid kinds all ended with a reason.
 	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()+" WHERE reason = '' OR detail IS NULL"))
-	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()+" WHERE total_amount_usd <> round(total_amount / "+
-		"(SELECT units_per_usd FROM "+env.Tables.Currencies()+" c WHERE c.currency_code = currency), 2)"),
-		"every USD total is the amount divided by units_per_usd")
+	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()+" WHERE total_amount_usd * 100 <> "+
+		money.USDCentsSQL("(total_amount * 100)", "(SELECT units_per_usd FROM "+env.Tables.Currencies()+" c WHERE c.currency_code = currency)")),
+		"every USD total is the amount divided by units_per_usd, rounded half up exactly")
 }
 
 // TestThroughPgBouncer runs workers through PgBouncer in transaction mode.

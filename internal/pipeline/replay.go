@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/redpg/redpg/internal/ledger"
+	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/promote"
 	"github.com/redpg/redpg/internal/stage"
 )
@@ -54,19 +55,29 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 	var promoted []string
 	var taken int
 	err := pgx.BeginFunc(ctx, p.pg, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT id, raw_payload FROM "+t.Rejected()+
+		// A letter over the cap (stored before there was one) is read only
+		// as its size and first bytes, so a chunk of them cannot hold
+		// BatchSize large payloads at once.
+		rows, err := tx.Query(ctx, "SELECT id, octet_length(raw_payload),"+
+			" CASE WHEN octet_length(raw_payload) > $5 THEN substring(raw_payload FROM 1 FOR $6) ELSE raw_payload END FROM "+t.Rejected()+
 			" WHERE id <= $1 AND ($2 = '' OR reason = $2) AND ($3::bigint[] IS NULL OR id = ANY($3))"+
-			" ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED", maxID, opts.Reason, nilIfEmpty(opts.IDs), p.cfg.BatchSize)
+			" ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED", maxID, opts.Reason, nilIfEmpty(opts.IDs), p.cfg.BatchSize,
+			p.cfg.Message.MaxBytes, order.KeptPrefixBytes)
 		if err != nil {
 			return err
 		}
 		var ids []int64
 		var msgs [][]byte
 		var id int64
+		var size int
 		var raw []byte
-		if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{&id, &size, &raw}, func() error {
 			ids = append(ids, id)
-			msgs = append(msgs, append([]byte(nil), raw...))
+			if size > len(raw) {
+				msgs = append(msgs, order.OversizedMark(size, raw))
+			} else {
+				msgs = append(msgs, append([]byte(nil), raw...))
+			}
 			return nil
 		}); err != nil {
 			return err

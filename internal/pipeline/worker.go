@@ -207,13 +207,13 @@ func (p *Pipeline) drained(ctx context.Context) (bool, error) {
 
 // decodeSafely decodes raw, turning a decoder panic — a bug, but one a
 // hostile payload must not turn into a crash loop — into a dead letter.
-func decodeSafely(raw []byte) (o order.Order, err error) {
+func decodeSafely(opt order.Options, raw []byte) (o order.Order, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &order.Rejection{Reason: order.ReasonPoison, Detail: fmt.Sprintf("the decoder panicked: %v", r)}
 		}
 	}()
-	return order.Decode(raw)
+	return opt.Decode(raw)
 }
 
 // prepared is a batch after decoding, de-duplication and enrichment.
@@ -238,12 +238,14 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 	raws := make([][]byte, 0, len(msgs))
 	seen := make(map[string]struct{}, len(msgs))
 	for _, raw := range msgs {
-		o, err := decodeSafely(raw)
+		o, err := decodeSafely(p.cfg.Message, raw)
 		if err != nil {
 			var rej *order.Rejection
 			if !errors.As(err, &rej) {
 				rej = &order.Rejection{Reason: order.ReasonMalformedJSON, Detail: err.Error()}
 			}
+			// An oversized message's letter keeps its size and first bytes.
+			raw = p.cfg.Message.Bounded(raw)
 			pr.rejects = append(pr.rejects, promote.Rejection{OrderID: rej.OrderID, Reason: rej.Reason, Detail: rej.Detail, Raw: raw})
 			continue
 		}
@@ -321,6 +323,9 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 		return ledger.Counts{}, err
 	}
 	pr.claim = ledger.Claim{Epoch: b.Epoch, Mark: b.Mark}
+	// prepare kept what the batch needs; the claimed payloads, which may be
+	// large, need not live through the commit and its retries.
+	b.Messages = nil
 	p.cfg.Timings.add(stepPrepare, prepared)
 	var out outcome
 	retry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
@@ -472,9 +477,6 @@ func (p *Pipeline) record(ctx context.Context, tx pgx.Tx, batchID, worker string
 	return errDecided
 }
 
-// maxDeadLetterPayload bounds what one dead letter stores of its payload.
-const maxDeadLetterPayload = 4 << 20
-
 // commitEach is the fallback for a batch that keeps failing: each message
 // is staged and promoted under its own savepoint, and the ones that still
 // fail are dead-lettered with the database's error, all in one transaction
@@ -498,10 +500,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 				if transient(err) {
 					return err
 				}
-				raw := pr.raws[i]
-				if len(raw) > maxDeadLetterPayload {
-					raw = raw[:maxDeadLetterPayload]
-				}
+				raw := p.cfg.Message.Bounded(pr.raws[i])
 				rejects = append(rejects, promote.Rejection{OrderID: pr.rows[i].Order.OrderID,
 					Reason: order.ReasonInfrastructure, Detail: err.Error(), Raw: raw})
 				continue
@@ -520,7 +519,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 			}
 			if err != nil {
 				// Even the dead letter would not store: keep its essence.
-				r = promote.Rejection{Reason: r.Reason, Detail: "unstorable dead letter: " + err.Error(), Raw: []byte(fmt.Sprintf("%q", r.Raw))}
+				r = promote.Rejection{Reason: r.Reason, Detail: "unstorable dead letter: " + err.Error(), Raw: p.cfg.Message.Bounded([]byte(fmt.Sprintf("%q", r.Raw)))}
 				if err := promote.Reject(ctx, tx, p.cfg.Tables, batchID, []promote.Rejection{r}); err != nil {
 					return err
 				}
@@ -541,9 +540,11 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 func (p *Pipeline) quarantine(ctx context.Context, worker string, b *queue.Batch) (ledger.Counts, error) {
 	pr := &prepared{received: int64(len(b.Messages)), claim: ledger.Claim{Epoch: b.Epoch, Mark: b.Mark}}
 	for _, raw := range b.Messages {
-		pr.rejects = append(pr.rejects, promote.Rejection{Reason: order.ReasonPoison,
-			Detail: fmt.Sprintf("its batch was requeued %d times after the workers holding it died; not decoded again", p.queue.MaxDeliveries()),
-			Raw:    raw[:min(len(raw), maxDeadLetterPayload)]})
+		detail := fmt.Sprintf("its batch was requeued %d times after the workers holding it died; not decoded again", p.queue.MaxDeliveries())
+		if rej := p.cfg.Message.Oversized(raw); rej != nil {
+			detail += "; " + rej.Detail
+		}
+		pr.rejects = append(pr.rejects, promote.Rejection{Reason: order.ReasonPoison, Detail: detail, Raw: p.cfg.Message.Bounded(raw)})
 	}
 	out, err := p.commit(ctx, worker, b.ID, pr)
 	if err != nil {

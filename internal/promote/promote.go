@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/redpg/redpg/internal/money"
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/schema"
 	"github.com/redpg/redpg/internal/stage"
@@ -47,7 +48,7 @@ func (r Result) Duplicates() int64 { return r.Staged - int64(len(r.Promoted)) - 
 // from the snapshot win; the lookup tables decide validity.
 //
 // %[5]s is the duplicate test, d.taken: probeSQL or noProbeSQL.
-const checkSQL = `
+var checkSQL = `
 WITH st AS (
   DELETE FROM %[1]s WHERE batch_id = $1
   RETURNING row_no, order_id, product_id, currency, zip_code, quantity, unit_price, order_timestamp, enriched
@@ -76,11 +77,16 @@ SELECT row_no, reason,
          WHEN '` + order.ReasonFutureTimestamp + `' THEN format('order_timestamp %%s is more than ` + FutureTolerance + ` ahead', order_timestamp)
        END,
        d.taken IS NOT NULL,
-       product_name, category, (round(unit_price * quantity / units_per_usd, 2) * 100)::bigint,
+       product_name, category, ` + usdCents + `::bigint,
        city, state, country, shipping_zone
 FROM v
 %[5]s
 WHERE reason IS NOT NULL OR NOT enriched OR d.taken`
+
+// usdCents is the order's total in US cents, rounded by the rule
+// transform uses on the Go path (money.ToUSDCents), so a row's USD total
+// does not depend on whether the snapshot had its currency.
+var usdCents = money.USDCentsSQL("(unit_price * quantity * 100)", "units_per_usd")
 
 // probeSQL looks every staged order id up in orders. It is a LATERAL
 // subquery with a LIMIT so that it stays one primary-key probe per row

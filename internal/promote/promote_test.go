@@ -3,7 +3,12 @@ package promote_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/money"
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/promote"
 	"github.com/redpg/redpg/internal/stage"
@@ -332,4 +338,119 @@ func TestRejectStoresDeadLettersVerbatim(t *testing.T) {
 	require.Nil(t, orderID, "an unknown order id is stored as NULL")
 	require.Equal(t, raw, got)
 	require.Equal(t, int64(1), env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()+" WHERE order_id = 'ORD-9' AND batch_id = 'b-x'"))
+}
+
+// TestHalfCentsRoundTheSameOnBothPaths: an order's USD total is the same
+// whether the worker computed it from the snapshot (Go) or promotion
+// filled it from the tables (SQL), on exact half cents too. 185.47 CAD at
+// 1.36 CAD per USD is exactly 136.375 USD: both paths give 136.38, where a
+// float division gave 136.37 on the Go path.
+func TestHalfCentsRoundTheSameOnBothPaths(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	snap := snapshot(t, env)
+	rate := snap.Currencies["CAD"]
+	require.Equal(t, "1.36", rate.String())
+
+	// Every CAD amount of a unit up to 300.00 whose USD value is an exact
+	// half cent, in both paths.
+	var cases []string
+	for cents := int64(1); cents <= 30000; cents++ {
+		if (cents*100*2)%136 == 0 && (cents*100*2/136)%2 == 1 {
+			cases = append(cases, order.FormatCents(cents))
+		}
+	}
+	require.Contains(t, cases, "185.47")
+	require.Greater(t, len(cases), 50)
+
+	noCAD := snapshot(t, env)
+	delete(noCAD.Currencies, "CAD")
+	var goRows, sqlRows []order.Message
+	for i, price := range cases {
+		m := msg(fmt.Sprintf("GO-%04d", i))
+		m.Currency, m.UnitPrice, m.Quantity = "CAD", price, 1
+		goRows = append(goRows, m)
+		m.OrderID = fmt.Sprintf("SQL-%04d", i)
+		sqlRows = append(sqlRows, m)
+	}
+	gr := rows(t, snap, goRows...)
+	for _, r := range gr {
+		require.NotNil(t, r.TotalUSDCents, "the Go path computes it")
+	}
+	sr := rows(t, noCAD, sqlRows...)
+	for _, r := range sr {
+		require.Nil(t, r.TotalUSDCents, "the SQL path computes it")
+	}
+	require.Len(t, stageAndPromote(t, env, "b-go", gr).Promoted, len(cases))
+	require.Len(t, stageAndPromote(t, env, "b-sql", sr).Promoted, len(cases))
+
+	q, err := env.PG.Query(ctx, "SELECT g.total_amount::text, g.total_amount_usd::text, s.total_amount_usd::text FROM "+env.Tables.Orders()+
+		" g JOIN "+env.Tables.Orders()+" s ON s.order_id = 'SQL-' || substr(g.order_id, 4) WHERE g.order_id LIKE 'GO-%' ORDER BY g.order_id")
+	require.NoError(t, err)
+	var amount, goUSD, sqlUSD string
+	n := 0
+	_, err = pgx.ForEachRow(q, []any{&amount, &goUSD, &sqlUSD}, func() error {
+		require.Equal(t, sqlUSD, goUSD, "%s CAD", amount)
+		c, err := strconv.ParseInt(strings.Replace(amount, ".", "", 1), 10, 64)
+		require.NoError(t, err)
+		require.Equal(t, order.FormatCents((c*100*2/136+1)/2), goUSD, "%s CAD / 1.36 is a half cent, rounded up", amount)
+		n++
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, len(cases), n)
+	var usd string
+	require.NoError(t, env.PG.QueryRow(ctx, "SELECT total_amount_usd::text FROM "+env.Tables.Orders()+
+		" WHERE order_id LIKE 'GO-%' AND total_amount = 185.47").Scan(&usd))
+	require.Equal(t, "136.38", usd)
+}
+
+// TestGoAndSQLConvertAlike compares money.ToUSDCents with the SQL that
+// promotion runs, on PostgreSQL, over many amounts at the seeded rates and
+// at rates with six decimals.
+func TestGoAndSQLConvertAlike(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	rates := []string{"1", "0.92", "0.79", "149.5", "1.36", "1.53", "83.2", "0.000001", "3.333333", "999999.999999", "7"}
+	expr := money.USDCentsSQL("(t::numeric)", "$1::numeric") + "::text"
+	for _, rs := range rates {
+		rate := money.MustRate(rs)
+		q, err := env.PG.Query(ctx, "SELECT t, "+expr+" FROM generate_series(-20000::bigint, 20000) t "+
+			"UNION ALL SELECT t, "+expr+" FROM unnest($2::bigint[]) t", rs,
+			[]int64{99999999999999, -99999999999999, 18547, 123456789, 1 << 40})
+		require.NoError(t, err)
+		var cents int64
+		var usd string
+		halves := 0
+		_, err = pgx.ForEachRow(q, []any{&cents, &usd}, func() error {
+			got := money.ToUSDCents(cents, rate)
+			if got == math.MaxInt64 || got == math.MinInt64 {
+				// Saturated: beyond bigint in SQL too, and beyond the column.
+				if n, ok := new(big.Int).SetString(usd, 10); !ok || n.IsInt64() {
+					return fmt.Errorf("%d cents at %s: Go saturated, SQL %s", cents, rs, usd)
+				}
+				return nil
+			}
+			if strconv.FormatInt(got, 10) != usd {
+				return fmt.Errorf("%d cents at %s: Go %d, SQL %s", cents, rs, got, usd)
+			}
+			if r := new(big.Rat).Mul(big.NewRat(cents, 1), new(big.Rat).Inv(ratRate(t, rs))); r.Denom().Cmp(big.NewInt(2)) == 0 {
+				halves++
+			}
+			return nil
+		})
+		require.NoError(t, err)
+		if rs == "1.36" || rs == "83.2" {
+			require.NotZero(t, halves, "the sweep at %s crosses exact half cents", rs)
+		}
+	}
+}
+
+func ratRate(t *testing.T, s string) *big.Rat {
+	t.Helper()
+	r, ok := new(big.Rat).SetString(s)
+	require.True(t, ok)
+	return r
 }

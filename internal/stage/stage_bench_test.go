@@ -30,7 +30,7 @@ func newBenchSource(b *testing.B, env *testenv.Env) *benchSource {
 	b.Helper()
 	snap, err := lookup.Load(context.Background(), env.PG, env.Tables)
 	require.NoError(b, err)
-	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.Currencies}
+	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.FloatRates()}
 	for id, p := range snap.Products {
 		cat.Products[id] = p.BasePriceCents
 	}

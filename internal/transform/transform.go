@@ -4,9 +4,8 @@
 package transform
 
 import (
-	"math"
-
 	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/money"
 	"github.com/redpg/redpg/internal/order"
 )
 
@@ -35,9 +34,10 @@ func (r *Row) Enriched() bool {
 
 // ToUSDCents converts an amount in a currency to US cents given how many
 // units of that currency one dollar buys: it divides. 1000 JPY at 149.5 JPY
-// per USD is 6.69 USD (the seed multiplied and got 149,500).
-func ToUSDCents(cents int64, unitsPerUSD float64) int64 {
-	return int64(math.Round(float64(cents) / unitsPerUSD))
+// per USD is 6.69 USD (the seed multiplied and got 149,500). The rounding
+// is money's: exact, half away from zero, as promotion's SQL does it.
+func ToUSDCents(cents int64, unitsPerUSD money.Rate) int64 {
+	return money.ToUSDCents(cents, unitsPerUSD)
 }
 
 // Apply enriches orders from snap.
@@ -86,7 +86,7 @@ func (e *enricher) enrich(r *Row, o *order.Order, i int) {
 		s[0], s[1] = p.Name, p.Category
 		r.ProductName, r.Category = &s[0], &s[1]
 	}
-	if rate, ok := e.snap.Currencies[o.Currency]; ok && rate > 0 {
+	if rate, ok := e.snap.Currencies[o.Currency]; ok && rate.Valid() {
 		e.usd[i] = ToUSDCents(r.TotalCents, rate)
 		r.TotalUSDCents = &e.usd[i]
 	}

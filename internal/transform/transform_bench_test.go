@@ -9,6 +9,7 @@ import (
 
 	"github.com/redpg/redpg/internal/generate"
 	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/money"
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/transform"
 )
@@ -22,7 +23,7 @@ func benchSnapshot() *lookup.Snapshot {
 			"PROD-002": {Name: "Mechanical Keyboard", Category: "Electronics", BasePriceCents: 8999},
 			"PROD-015": {Name: "Science Fiction Novel", Category: "Books", BasePriceCents: 1299},
 		},
-		Currencies: map[string]float64{"USD": 1, "EUR": 0.92, "JPY": 149.5},
+		Currencies: map[string]money.Rate{"USD": money.MustRate("1"), "EUR": money.MustRate("0.92"), "JPY": money.MustRate("149.5")},
 		Zips: map[string]lookup.Zip{
 			"10001": {City: "New York", State: "NY", Country: "US", Zone: "Zone-1"},
 			"94105": {City: "San Francisco", State: "CA", Country: "US", Zone: "Zone-4"},
@@ -33,7 +34,7 @@ func benchSnapshot() *lookup.Snapshot {
 // benchOrders decodes n generated orders drawn from snap.
 func benchOrders(b *testing.B, snap *lookup.Snapshot, n int) []order.Order {
 	b.Helper()
-	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.Currencies}
+	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.FloatRates()}
 	for id, p := range snap.Products {
 		cat.Products[id] = p.BasePriceCents
 	}
@@ -86,7 +87,7 @@ func FuzzRawDataMatchesMarshal(f *testing.F) {
 func TestRawDataMatchesMarshalForGeneratedOrders(t *testing.T) {
 	snap := benchSnapshot()
 	cat := generate.Catalog{Products: map[string]int64{"PROD-001": 2499, "PROD-002": 8999, "PROD-015": 1299},
-		Currencies: snap.Currencies, Zips: []string{"10001", "94105", "99999"}}
+		Currencies: snap.FloatRates(), Zips: []string{"10001", "94105", "99999"}}
 	g, err := generate.New(cat, generate.Config{Seed: 3})
 	require.NoError(t, err)
 	var orders []order.Order

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redpg/redpg/internal/lookup"
+	"github.com/redpg/redpg/internal/money"
 	"github.com/redpg/redpg/internal/order"
 )
 
@@ -18,7 +19,7 @@ var snap = &lookup.Snapshot{
 	Products: map[string]lookup.Product{
 		"PROD-1": {Name: "Widget", Category: "Tools", BasePriceCents: 1999},
 	},
-	Currencies: map[string]float64{"USD": 1, "JPY": 149.5, "EUR": 0.92},
+	Currencies: map[string]money.Rate{"USD": money.MustRate("1"), "JPY": money.MustRate("149.5"), "EUR": money.MustRate("0.92")},
 	Zips: map[string]lookup.Zip{
 		"10001": {City: "New York", State: "NY", Country: "US", Zone: "EAST"},
 	},
@@ -46,24 +47,32 @@ func TestToUSDCents(t *testing.T) {
 	tests := []struct {
 		name  string
 		cents int64
-		rate  float64
+		rate  string
 		want  int64
 	}{
-		{"1000 JPY at 149.5 is 6.69 USD", 100000, 149.5, 669},
-		{"USD is the identity", 1999, 1, 1999},
-		{"USD identity for large amounts", 99999999999999, 1, 99999999999999},
-		{"zero", 0, 149.5, 0},
-		{"a stronger currency gives more cents", 100, 0.5, 200},
-		{"half rounds up", 5, 2, 3},
-		{"half rounds away from zero when negative", -5, 2, -3},
-		{"one and a half", 3, 2, 2},
-		{"below half rounds down", 1, 4, 0},
-		{"above half rounds up", 3, 4, 1},
-		{"negative below half", -1, 4, 0},
-		{"EUR", 10000, 0.92, 10870},
+		{"1000 JPY at 149.5 is 6.69 USD", 100000, "149.5", 669},
+		{"USD is the identity", 1999, "1", 1999},
+		{"USD identity for large amounts", 99999999999999, "1", 99999999999999},
+		{"zero", 0, "149.5", 0},
+		{"a stronger currency gives more cents", 100, "0.5", 200},
+		{"half rounds up", 5, "2", 3},
+		{"half rounds away from zero when negative", -5, "2", -3},
+		{"one and a half", 3, "2", 2},
+		{"below half rounds down", 1, "4", 0},
+		{"above half rounds up", 3, "4", 1},
+		{"negative below half", -1, "4", 0},
+		{"EUR", 10000, "0.92", 10870},
+		// Exact half cents, which a float division puts on either side.
+		{"185.47 CAD at 1.36 is 136.375: up", 18547, "1.36", 13638},
+		{"negative exact half", -18547, "1.36", -13638},
+		{"201 at 2 is 100.5: up", 201, "2", 101},
+		{"rate with six decimals", 1000000, "0.000001", 1000000000000},
+		{"an exact quotient", 299, "149.5", 2},
+		{"a result beyond int64 saturates", 100000000000000, "0.000001", math.MaxInt64},
+		{"and so does a negative one", -100000000000000, "0.000001", math.MinInt64},
 	}
 	for _, tc := range tests {
-		require.Equal(t, tc.want, ToUSDCents(tc.cents, tc.rate), tc.name)
+		require.Equal(t, tc.want, ToUSDCents(tc.cents, money.MustRate(tc.rate)), tc.name)
 	}
 }
 
@@ -124,7 +133,7 @@ func TestOneUnknown(t *testing.T) {
 	require.Equal(t, int64(3702), r.TotalCents)
 
 	// A rate that cannot be divided by leaves USD for promotion to compute.
-	bad := &lookup.Snapshot{Currencies: map[string]float64{"USD": 0, "EUR": -1}}
+	bad := &lookup.Snapshot{Currencies: map[string]money.Rate{"USD": {}}}
 	require.Nil(t, One(decode(t, nil), bad).TotalUSDCents)
 	require.Nil(t, One(decode(t, map[string]any{"currency": "EUR"}), bad).TotalUSDCents)
 }
@@ -191,9 +200,9 @@ func TestTotalsFitTheStagingColumns(t *testing.T) {
 
 func ExampleToUSDCents() {
 	// 1000 JPY, at 149.5 JPY to the dollar, is 6.69 USD.
-	fmt.Println(ToUSDCents(100000, 149.5))
+	fmt.Println(ToUSDCents(100000, money.MustRate("149.5")))
 	// Half a cent rounds away from zero.
-	fmt.Println(ToUSDCents(5, 2), ToUSDCents(-5, 2))
+	fmt.Println(ToUSDCents(5, money.MustRate("2")), ToUSDCents(-5, money.MustRate("2")))
 	// Output:
 	// 669
 	// 3 -3

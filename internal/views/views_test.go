@@ -24,7 +24,7 @@ func promoteGenerated(t *testing.T, env *testenv.Env, batchID string, n int, see
 	ctx := context.Background()
 	snap, err := lookup.Load(ctx, env.PG, env.Tables)
 	require.NoError(t, err)
-	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.Currencies}
+	cat := generate.Catalog{Products: map[string]int64{}, Currencies: snap.FloatRates()}
 	for id, p := range snap.Products {
 		cat.Products[id] = p.BasePriceCents
 	}
