@@ -93,7 +93,8 @@ func TestGlobMatch(t *testing.T) {
 // orderKeys and lookupKeys are every key of s, by the pattern meant to find it.
 func orderKeys(s Space) []string {
 	return []string{s.Queue(), s.Processing("w1"), s.Processing("host:123:abc"), s.Inflight("w1"),
-		s.Workers(), s.Dedup(), s.Produced(), s.Events()}
+		s.Workers(), s.Dedup(), s.Produced(), s.Events(), s.Window(), s.WindowRevenue(), s.Promotions(),
+		s.ProducersWaiting(), s.ProducerWaitMs(), s.Leader()}
 }
 
 func lookupKeys(s Space) []string {
