@@ -22,6 +22,7 @@ import (
 	"github.com/redpg/redpg/internal/lookup"
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/schema"
+	"github.com/redpg/redpg/internal/window"
 )
 
 // Config configures a Pipeline.
@@ -57,6 +58,9 @@ type Config struct {
 	// ShutdownGrace is how long a worker may keep working on the batch in
 	// hand after shutdown was requested. Defaults to 10s.
 	ShutdownGrace time.Duration
+	// WindowRetention is how far back the live order windows keep order
+	// times. Defaults to window.DefaultRetention (61 minutes).
+	WindowRetention time.Duration
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
 	// Hooks are fault-injection points for tests; production code leaves
@@ -159,6 +163,7 @@ type Pipeline struct {
 	queue   *queue.Queue
 	dedup   *dedup.Window
 	lookups *lookup.Cache
+	windows *window.Windows
 }
 
 // New assembles a pipeline. workerPG may be the same pool as pg; it is the
@@ -179,6 +184,7 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 		cfg: cfg, pg: pg, wpg: workerPG, rdb: rdb, queue: q,
 		dedup:   dedup.New(rdb, cfg.Keys.Dedup(), cfg.DedupWindow),
 		lookups: lookup.New(rdb, pg, lookup.Config{Keys: cfg.Keys, Tables: cfg.Tables, TTL: cfg.CacheTTL}),
+		windows: window.New(rdb, cfg.Keys, cfg.WindowRetention),
 	}, nil
 }
 
@@ -190,6 +196,9 @@ func (p *Pipeline) Lookups() *lookup.Cache { return p.lookups }
 
 // Dedup is the pipeline's de-duplication window.
 func (p *Pipeline) Dedup() *dedup.Window { return p.dedup }
+
+// Windows are the live order windows.
+func (p *Pipeline) Windows() *window.Windows { return p.windows }
 
 // Config returns the pipeline's effective configuration.
 func (p *Pipeline) Config() Config { return p.cfg }
