@@ -34,8 +34,8 @@ type Result struct {
 	Promoted []string // order ids inserted into orders
 	// Rows are the promoted rows as COPYed, enrichment filled from the
 	// lookup tables where the snapshot lacked it; Rows[i] is Promoted[i].
-	Rows []transform.Row
-	Rejected int64    // rows sent to orders_rejected
+	Rows     []transform.Row
+	Rejected int64 // rows sent to orders_rejected
 }
 
 // Duplicates are staged rows that were neither promoted nor rejected: their
