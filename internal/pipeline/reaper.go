@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,9 +42,13 @@ func (p *Pipeline) subscribe(ctx context.Context) *wakeup {
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-ch:
+			case m, ok := <-ch:
 				if !ok {
 					return
+				}
+				if strings.HasPrefix(m.Payload, EventLookupsPrefix) {
+					// Nothing to do: each batch reads the snapshot version.
+					p.cfg.Logger.Info("lookup snapshot republished; workers switch at their next batch", "version", strings.TrimPrefix(m.Payload, EventLookupsPrefix))
 				}
 				w.fire()
 			}
