@@ -43,6 +43,8 @@ type app struct {
 	keyPrefix    string
 	logLevel     string
 	usePgBouncer bool
+	// shutdownGrace, when set, is the pipeline's ShutdownGrace (serve).
+	shutdownGrace time.Duration
 
 	cfg config.Config
 	log *slog.Logger
@@ -131,6 +133,7 @@ func (a *app) open(ctx context.Context) error {
 		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: schema.Tables{Schema: a.cfg.Schema},
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
+		ShutdownGrace: a.shutdownGrace,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err
