@@ -77,7 +77,8 @@ func (p *Pipeline) heartbeat(ctx context.Context, ids []string) {
 	}
 }
 
-// reapLoop reclaims expired leases every half lease until ctx ends.
+// reapLoop reclaims expired leases, and trims the live windows, every half
+// lease until ctx ends.
 func (p *Pipeline) reapLoop(ctx context.Context) {
 	tick := time.NewTicker(p.cfg.Lease / 2)
 	defer tick.Stop()
@@ -91,6 +92,11 @@ func (p *Pipeline) reapLoop(ctx context.Context) {
 			p.cfg.Logger.Warn("reaper failed", "err", err)
 		} else if n > 0 {
 			p.cfg.Logger.Info("returned dead workers' messages to the queue", "messages", n)
+		}
+		// Workers fill the live windows, so whatever runs workers trims them
+		// too, `redpg serve` or not: they never hold much more than an hour.
+		if _, err := p.windows.Trim(ctx); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("could not trim the live windows", "err", err)
 		}
 	}
 }
