@@ -57,8 +57,8 @@ lint: ## gofmt -l (must print nothing) + go vet
 	fi
 	$(GO) vet ./...
 
-demo: ## Start services and run the demo pipeline
-	bash scripts/services.sh && $(GO) run ./cmd/redpg demo
+demo: ## Start services and run the demo pipeline, steps 3-4 by redpg serve in-process
+	bash scripts/services.sh && $(GO) run ./cmd/redpg demo --serve
 
 services: ## Start PostgreSQL, Redis and PgBouncer for tests (idempotent)
 	bash scripts/services.sh

@@ -46,6 +46,8 @@ type app struct {
 	naiveZone    string
 	maxMsgBytes  int
 	usePgBouncer bool
+	// shutdownGrace, when set, is the pipeline's ShutdownGrace (serve).
+	shutdownGrace time.Duration
 
 	cfg config.Config
 	log *slog.Logger
@@ -139,6 +141,7 @@ func (a *app) open(ctx context.Context) error {
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
 		Version: version.String(), Message: a.cfg.MessageOptions(),
+		ShutdownGrace: a.shutdownGrace,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err

@@ -200,6 +200,8 @@ than silently skipped. Backpressure applies as for generate.`,
 			if err != nil {
 				return fmt.Errorf("after queueing %d records: %w", n, err)
 			}
+			// `redpg serve` refreshes the views now rather than at its next tick.
+			_ = a.pipe.Announce(cmd.Context(), pipeline.EventIngestDone)
 			fmt.Fprintf(a.stdout, "queued %d records from %s\n", n, args[0])
 			return nil
 		},
@@ -408,6 +410,23 @@ func printStats(w io.Writer, s pipeline.Stats) {
 	for _, wk := range s.WorkerList {
 		fmt.Fprintf(w, "    worker %s  %s pid %d  version %s  lease until %s\n",
 			wk.ID, wk.Host, wk.PID, wk.Version, wk.LeaseUntil.Format(time.RFC3339))
+	}
+	row("producers waiting", s.ProducersWaiting)
+	fmt.Fprintf(w, "  %-26s %12s\n", "producers waited", (time.Duration(s.ProducerWaitSeconds * float64(time.Second))).Round(time.Millisecond))
+	row("window size (orders)", s.WindowSize)
+	row("window revenue buckets", s.WindowBuckets)
+	row("lookup keys (snapshots)", s.LookupKeys)
+	row("lookup version", s.LookupVersion)
+	leader := s.Leader
+	if leader == "" {
+		leader = "none"
+	}
+	fmt.Fprintf(w, "  %-26s %12s\n", "serve leader", leader)
+	if len(s.Windows) > 0 {
+		fmt.Fprintln(w, "Live windows (by order time)")
+		for _, f := range s.Windows {
+			fmt.Fprintf(w, "  last %-21s %12d orders %14.2f USD\n", f.Span, f.Orders, float64(f.RevenueUSDCents)/100)
+		}
 	}
 	fmt.Fprintln(w, "PostgreSQL")
 	row("staging rows", s.StagingRows)

@@ -91,6 +91,14 @@ type Config struct {
 	// MaxMessageBytes is the one cap on a message's size, on every path.
 	// Defaults to order.DefaultMaxBytes (4 MiB).
 	MaxMessageBytes int
+	// RefreshInterval, RefreshFallback, ShutdownTimeout and LeaderPoll
+	// configure `redpg serve`. Zero leaves each to package service's
+	// default (service.DefaultRefreshInterval and so on), which is where
+	// their defaults live.
+	RefreshInterval time.Duration
+	RefreshFallback time.Duration
+	ShutdownTimeout time.Duration
+	LeaderPoll      time.Duration
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -235,6 +243,12 @@ func (c Config) Validate() error {
 	if c.MaxMessageBytes < MinMessageBytes || c.MaxMessageBytes > 512<<20 {
 		errs = append(errs, fmt.Errorf("REDPG_MAX_MESSAGE_BYTES %d: must be between %d and %d (Redis's largest string)", c.MaxMessageBytes, MinMessageBytes, 512<<20))
 	}
+	if c.RefreshInterval < 0 || c.RefreshFallback < 0 || c.ShutdownTimeout < 0 || c.LeaderPoll < 0 {
+		errs = append(errs, errors.New("REDPG_REFRESH_INTERVAL, REDPG_REFRESH_FALLBACK, REDPG_SHUTDOWN_TIMEOUT and REDPG_LEADER_POLL must not be negative"))
+	}
+	if c.LeaderPoll > 0 && c.LeaderPoll < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("REDPG_LEADER_POLL %s: must be at least 10ms", c.LeaderPoll))
+	}
 	return errors.Join(errs...)
 }
 
@@ -357,6 +371,10 @@ func FromEnv(get func(string) string) (Config, error) {
 	durVar("DEDUP_WINDOW_SECONDS", &c.DedupWindow, time.Second)
 	durVar("REDPG_LEASE", &c.Lease, time.Second)
 	durVar("REDPG_CACHE_TTL", &c.CacheTTL, time.Second)
+	durVar("REDPG_REFRESH_INTERVAL", &c.RefreshInterval, time.Second)
+	durVar("REDPG_REFRESH_FALLBACK", &c.RefreshFallback, time.Second)
+	durVar("REDPG_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, time.Second)
+	durVar("REDPG_LEADER_POLL", &c.LeaderPoll, time.Second)
 	return c, errors.Join(errs...)
 }
 

@@ -327,3 +327,22 @@ func TestValidate(t *testing.T) {
 	require.Equal(t, c.PgBouncerURL, c.WorkerDatabaseURL())
 	require.True(t, strings.HasPrefix(good.DatabaseURL, "postgres://"))
 }
+
+func TestFromEnvServeSettings(t *testing.T) {
+	t.Parallel()
+	c, err := FromEnv(env(map[string]string{
+		"REDPG_REFRESH_INTERVAL": "5", "REDPG_REFRESH_FALLBACK": "1m", "REDPG_SHUTDOWN_TIMEOUT": "20s", "REDPG_LEADER_POLL": "250ms",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, c.RefreshInterval)
+	require.Equal(t, time.Minute, c.RefreshFallback)
+	require.Equal(t, 20*time.Second, c.ShutdownTimeout)
+	require.Equal(t, 250*time.Millisecond, c.LeaderPoll)
+	require.NoError(t, c.WithDefaults().Validate())
+	require.Zero(t, c.WithDefaults().RefreshInterval-5*time.Second, "serve's defaults belong to package service; config keeps what was set")
+
+	c.LeaderPoll = time.Millisecond
+	require.ErrorContains(t, c.WithDefaults().Validate(), "REDPG_LEADER_POLL")
+	_, err = FromEnv(env(map[string]string{"REDPG_SHUTDOWN_TIMEOUT": "-1s"}))
+	require.ErrorContains(t, err, "REDPG_SHUTDOWN_TIMEOUT")
+}

@@ -85,6 +85,32 @@ func (s Space) Account() string { return s.key("account") }
 // workers announce promotions, so nobody polls on a timer.
 func (s Space) Events() string { return s.key("events") }
 
+// Window is the sorted set of promoted order ids scored by order time
+// (unix ms): the live 1/5/60-minute windows count its members by score.
+// Keyed by order id, so a redelivered batch is never counted twice.
+func (s Space) Window() string { return s.key("window") }
+
+// WindowRevenue is the hash of unix second → USD cents promoted with an
+// order time in that second, summed for the windows' revenue.
+func (s Space) WindowRevenue() string { return s.key("window", "revenue") }
+
+// Promotions counts batches that promoted at least one order: a view
+// refresher compares it with the value it last refreshed at, so it refreshes
+// only when something changed even if a pub/sub notice was lost.
+func (s Space) Promotions() string { return s.key("stats", "promotions") }
+
+// ProducersWaiting is the sorted set of producers waiting for room in the
+// queue, scored by when their wait notice expires (unix ms).
+func (s Space) ProducersWaiting() string { return s.key("producers", "waiting") }
+
+// ProducerWaitMs totals the milliseconds producers spent waiting for room.
+func (s Space) ProducerWaitMs() string { return s.key("stats", "producer_wait_ms") }
+
+// Leader names the process holding the single-actor roles of `redpg serve`
+// (view refresh, lookup republish); informational, with a TTL. The lock
+// itself is a PostgreSQL advisory lock.
+func (s Space) Leader() string { return s.key("leader") }
+
 // LookupVersion holds the version of the current lookup snapshot.
 func (s Space) LookupVersion() string { return s.key("lookups", "version") }
 

@@ -94,7 +94,8 @@ func TestGlobMatch(t *testing.T) {
 func allKeys(s Space) []string {
 	return []string{s.Processing("w1"), s.Processing("host:123:abc"), s.Inflight("w1"),
 		s.Workers(), s.WorkerInfo(), s.Dedup(), s.Produced(), s.Account(), s.Events(), s.Lock("refresh"),
-		s.LookupVersion(), s.Lookup(1, "products"), s.Lookup(42, "currencies"), s.Lookup(-1, "zipcodes")}
+		s.LookupVersion(), s.Lookup(1, "products"), s.Lookup(42, "currencies"), s.Lookup(-1, "zipcodes"),
+		s.Window(), s.WindowRevenue(), s.Promotions(), s.ProducersWaiting(), s.ProducerWaitMs(), s.Leader()}
 }
 
 // prefixes are valid key prefixes (config refuses braces), several of them

@@ -47,7 +47,7 @@ func (p *Pipeline) Generate(ctx context.Context, n int, cfg generate.Config, pro
 	}
 	const chunk = 5000
 	done := 0
-	return generate.Produce(ctx, g, n, chunk, func(ctx context.Context, batch [][]byte) error {
+	c, err := generate.Produce(ctx, g, n, chunk, func(ctx context.Context, batch [][]byte) error {
 		if err := p.Push(ctx, batch, func(depth int64) {
 			if progress != nil {
 				progress(done, n, depth)
@@ -61,6 +61,11 @@ func (p *Pipeline) Generate(ctx context.Context, n int, cfg generate.Config, pro
 		}
 		return nil
 	})
+	if err == nil {
+		// A listener (the view refresher) can act now rather than wait.
+		_ = p.Announce(ctx, EventGenerateDone)
+	}
+	return c, err
 }
 
 // Push enqueues raw messages (already JSON) with backpressure, once the

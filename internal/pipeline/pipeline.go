@@ -25,6 +25,7 @@ import (
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/schema"
+	"github.com/redpg/redpg/internal/window"
 )
 
 // Defaults, in one place: config, the CLI and the benchmark refer to these
@@ -78,6 +79,9 @@ type Config struct {
 	// size cap, which workers, the one-by-one fallback, dlq replay and every
 	// dead letter hold to. Defaults to order.Options' defaults (UTC, 4 MiB).
 	Message order.Options
+	// WindowRetention is how far back the live order windows keep order
+	// times. Defaults to window.DefaultRetention (61 minutes).
+	WindowRetention time.Duration
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
 	// Version is the build each worker registers itself with, so `stats`
@@ -172,6 +176,7 @@ type Pipeline struct {
 	dedup   *dedup.Window
 	lookups *lookup.Cache
 	bound   atomic.Bool // Bind succeeded
+	windows *window.Windows
 }
 
 // New assembles a pipeline. workerPG may be the same pool as pg; it is the
@@ -192,6 +197,7 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 		cfg: cfg, pg: pg, wpg: workerPG, rdb: rdb, queue: q,
 		dedup:   dedup.New(rdb, cfg.Keys.Dedup(), cfg.DedupWindow),
 		lookups: lookup.New(rdb, pg, lookup.Config{Keys: cfg.Keys, Tables: cfg.Tables, TTL: cfg.CacheTTL}),
+		windows: window.New(rdb, cfg.Keys, cfg.WindowRetention),
 	}, nil
 }
 
@@ -203,6 +209,9 @@ func (p *Pipeline) Lookups() *lookup.Cache { return p.lookups }
 
 // Dedup is the pipeline's de-duplication window.
 func (p *Pipeline) Dedup() *dedup.Window { return p.dedup }
+
+// Windows are the live order windows.
+func (p *Pipeline) Windows() *window.Windows { return p.windows }
 
 // Config returns the pipeline's effective configuration.
 func (p *Pipeline) Config() Config { return p.cfg }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,9 +42,13 @@ func (p *Pipeline) subscribe(ctx context.Context) *wakeup {
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-ch:
+			case m, ok := <-ch:
 				if !ok {
 					return
+				}
+				if strings.HasPrefix(m.Payload, EventLookupsPrefix) {
+					// Nothing to do: each batch reads the snapshot version.
+					p.cfg.Logger.Info("lookup snapshot republished; workers switch at their next batch", "version", strings.TrimPrefix(m.Payload, EventLookupsPrefix))
 				}
 				w.fire()
 			}
@@ -68,7 +73,8 @@ func (p *Pipeline) heartbeat(ctx context.Context, ids []string) {
 	}
 }
 
-// reapLoop reclaims expired leases every half lease until ctx ends.
+// reapLoop reclaims expired leases, and trims the live windows, every half
+// lease until ctx ends.
 func (p *Pipeline) reapLoop(ctx context.Context) {
 	tick := time.NewTicker(p.cfg.Lease / 2)
 	defer tick.Stop()
@@ -82,6 +88,11 @@ func (p *Pipeline) reapLoop(ctx context.Context) {
 			p.cfg.Logger.Warn("reaper failed", "err", err)
 		} else if n > 0 {
 			p.cfg.Logger.Info("returned dead workers' messages to the queue", "messages", n)
+		}
+		// Workers fill the live windows, so whatever runs workers trims them
+		// too, `redpg serve` or not: they never hold much more than an hour.
+		if _, err := p.windows.Trim(ctx); err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("could not trim the live windows", "err", err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/promote"
 	"github.com/redpg/redpg/internal/stage"
+	"github.com/redpg/redpg/internal/transform"
 )
 
 // ReplayOptions selects dead letters to replay.
@@ -53,6 +54,7 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 	t := p.cfg.Tables
 	batchID := newID("replay-")
 	var promoted []string
+	var promotedRows []transform.Row
 	var taken int
 	err := pgx.BeginFunc(ctx, p.pg, func(tx pgx.Tx) error {
 		// A letter over the cap (stored before there was one) is read only
@@ -116,7 +118,7 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 		res.Promoted += c.Promoted
 		res.Duplicates += c.Duplicates
 		res.StillRejected += again
-		promoted = r.Promoted
+		promoted, promotedRows = r.Promoted, r.Rows
 		return nil
 	})
 	if err != nil {
@@ -124,6 +126,10 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 	}
 	if err := p.dedup.Mark(ctx, promoted); err != nil {
 		p.cfg.Logger.Warn("could not mark replayed ids in the dedup window", "err", err)
+	}
+	p.recordWindows(ctx, promotedRows)
+	if len(promoted) > 0 {
+		p.rdb.Publish(ctx, p.cfg.Keys.Events(), EventPromoted)
 	}
 	return taken, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/redpg/redpg/internal/dlq"
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/views"
+	"github.com/redpg/redpg/internal/window"
 )
 
 // Stats is a point-in-time picture of the pipeline, as `redpg stats` shows.
@@ -32,6 +33,26 @@ type Stats struct {
 	Views            map[string]int64     `json:"materialized_views"`
 	WorkerList       []queue.WorkerStatus `json:"workers_alive"`
 	TakenAt          time.Time            `json:"taken_at"`
+
+	// Windows are the live order windows (last 1, 5 and 60 minutes by
+	// order time), from Redis.
+	Windows []window.Figure `json:"windows"`
+	// ProducersWaiting is how many producers wait for room in the queue
+	// now; ProducerWaitSeconds is how long all producers have waited.
+	ProducersWaiting    int64   `json:"producers_waiting"`
+	ProducerWaitSeconds float64 `json:"producer_wait_seconds"`
+	// WindowSize and WindowBuckets are the entries of the windows' sorted
+	// set and revenue hash; LookupKeys counts the lookup snapshot keys of
+	// every version still in Redis. With the de-dup window they are the
+	// Redis structures that grow with traffic, each bounded by a trim or a
+	// TTL.
+	WindowSize    int64 `json:"window_size"`
+	WindowBuckets int64 `json:"window_revenue_buckets"`
+	LookupVersion int64 `json:"lookup_version"`
+	LookupKeys    int64 `json:"lookup_keys"`
+	// Leader names the `redpg serve` process refreshing views and
+	// republishing lookups ("" when none runs).
+	Leader string `json:"leader"`
 }
 
 // Stats gathers the pipeline's counters from Redis and PostgreSQL.
@@ -52,6 +73,9 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 	if s.LookupCacheSize, err = p.lookups.Size(ctx); err != nil {
 		return s, err
 	}
+	if err := p.redisStats(ctx, &s); err != nil {
+		return s, err
+	}
 	t := p.cfg.Tables
 	err = p.pg.QueryRow(ctx, fmt.Sprintf(`SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), (SELECT count(*) FROM %s),
 		(SELECT count(*) FROM %s), coalesce((SELECT sum(promoted) FROM %[4]s), 0),
@@ -68,4 +92,35 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 		return s, err
 	}
 	return s, nil
+}
+
+// redisStats reads the live windows, backpressure and the sizes of the
+// Redis structures that grow with traffic.
+func (p *Pipeline) redisStats(ctx context.Context, s *Stats) error {
+	var err error
+	if s.Windows, err = p.windows.Read(ctx); err != nil {
+		return err
+	}
+	sz, err := p.windows.Sizes(ctx)
+	if err != nil {
+		return err
+	}
+	s.WindowSize, s.WindowBuckets = sz.Members, sz.Buckets
+	bp, err := p.queue.Backpressure(ctx)
+	if err != nil {
+		return err
+	}
+	s.ProducersWaiting, s.ProducerWaitSeconds = bp.Waiting, bp.Waited.Seconds()
+	k := p.cfg.Keys
+	if v, err := p.rdb.Get(ctx, k.LookupVersion()).Int64(); err == nil {
+		s.LookupVersion = v
+	}
+	if leader, err := p.rdb.Get(ctx, k.Leader()).Result(); err == nil {
+		s.Leader = leader
+	}
+	iter := p.rdb.Scan(ctx, 0, k.LookupsPattern(), 1000).Iterator()
+	for iter.Next(ctx) {
+		s.LookupKeys++
+	}
+	return iter.Err()
 }

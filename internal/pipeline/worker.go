@@ -19,6 +19,7 @@ import (
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/stage"
 	"github.com/redpg/redpg/internal/transform"
+	"github.com/redpg/redpg/internal/window"
 )
 
 // RunOptions says how long and how widely Run works.
@@ -284,7 +285,8 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 type outcome struct {
 	counts   ledger.Counts
 	promoted []string
-	status   string // ledger status when someone else had decided the batch
+	rows     []transform.Row // the promoted rows, for the live windows
+	status   string          // ledger status when someone else had decided the batch
 }
 
 // handleInHand runs handle so that a shutdown (ctx cancelled) lets the
@@ -370,9 +372,31 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 		// The window is a fast path; PostgreSQL still rejects repeats.
 		log.Warn("could not mark promoted ids in the dedup window", "err", err)
 	}
-	p.rdb.Publish(ctx, p.cfg.Keys.Events(), "promoted")
+	p.recordWindows(ctx, out.rows)
+	p.rdb.Publish(ctx, p.cfg.Keys.Events(), EventPromoted)
 	p.cfg.Timings.add(stepAck, acked)
 	return out.counts, nil
+}
+
+// recordWindows counts promoted rows in the live windows. Like the de-dup
+// mark it follows the commit and may fail without harm to the data: the
+// windows are a view for people, keyed by order id, so a retry or a
+// redelivery never counts an order twice.
+func (p *Pipeline) recordWindows(ctx context.Context, rows []transform.Row) {
+	if len(rows) == 0 {
+		return
+	}
+	orders := make([]window.Order, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		orders[i] = window.Order{ID: r.Order.OrderID, Time: r.Order.OrderTimestamp}
+		if r.TotalUSDCents != nil {
+			orders[i].USDCents = *r.TotalUSDCents
+		}
+	}
+	if err := p.windows.Record(ctx, orders); err != nil {
+		p.cfg.Logger.Warn("could not count promoted orders in the live windows", "err", err)
+	}
 }
 
 // settle finishes a batch someone else decided: committed batches are
@@ -435,7 +459,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 			tm.sums[stepStage].Add(int64(staged.Sub(staging)))
 			tm.add(stepPromote, promoting)
 		}
-		out.promoted = res.Promoted
+		out.promoted, out.rows = res.Promoted, res.Rows
 		out.counts = ledger.Counts{
 			Received:   pr.received,
 			Promoted:   int64(len(res.Promoted)),
@@ -506,6 +530,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 				continue
 			}
 			out.promoted = append(out.promoted, res.Promoted...)
+			out.rows = append(out.rows, res.Rows...)
 			out.counts.Promoted += int64(len(res.Promoted))
 			out.counts.Rejected += res.Rejected
 			out.counts.Duplicates += res.Duplicates()

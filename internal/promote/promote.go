@@ -33,7 +33,10 @@ const FutureTolerance = "1 day"
 type Result struct {
 	Staged   int64    // rows the batch had in staging
 	Promoted []string // order ids inserted into orders
-	Rejected int64    // rows sent to orders_rejected
+	// Rows are the promoted rows as COPYed, enrichment filled from the
+	// lookup tables where the snapshot lacked it; Rows[i] is Promoted[i].
+	Rows     []transform.Row
+	Rejected int64 // rows sent to orders_rejected
 }
 
 // Duplicates are staged rows that were neither promoted nor rejected: their
@@ -194,7 +197,7 @@ func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID strin
 	if err := sp.Commit(ctx); err != nil {
 		return Result{}, err
 	}
-	res := Result{Staged: int64(len(rows)), Rejected: int64(len(rejects)), Promoted: make([]string, len(valid))}
+	res := Result{Staged: int64(len(rows)), Rejected: int64(len(rejects)), Promoted: make([]string, len(valid)), Rows: valid}
 	for i := range valid {
 		res.Promoted[i] = valid[i].Order.OrderID
 	}

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -331,9 +332,14 @@ func (q *Queue) adjustReferenceCounters(ctx context.Context, delta int64) {
 	_, _ = pipe.Exec(ctx)
 }
 
-// waitForRoom returns once n more messages fit under MaxDepth.
+// waitForRoom returns once n more messages fit under MaxDepth. While it
+// waits it is listed in the producers-waiting set, and when it is done it
+// adds the time it waited to the producers' total, so `redpg stats` shows
+// backpressure as it happens and over time.
 func (q *Queue) waitForRoom(ctx context.Context, n int, onWait WaitFunc) error {
 	delay := 10 * time.Millisecond
+	var w waiter
+	defer w.done(ctx, q)
 	for {
 		depth, err := q.rdb.LLen(ctx, q.cfg.Keys.Queue()).Result()
 		if err != nil {
@@ -342,6 +348,7 @@ func (q *Queue) waitForRoom(ctx context.Context, n int, onWait WaitFunc) error {
 		if depth+int64(n) <= int64(q.cfg.MaxDepth) {
 			return nil
 		}
+		w.waiting(ctx, q, delay)
 		if onWait != nil {
 			onWait(depth)
 		}
@@ -352,6 +359,62 @@ func (q *Queue) waitForRoom(ctx context.Context, n int, onWait WaitFunc) error {
 		}
 		delay = min(delay*2, 500*time.Millisecond)
 	}
+}
+
+// waiter is one producer's wait for room in the queue.
+type waiter struct {
+	id    string
+	start time.Time
+}
+
+// waitNotice is how long a waiting producer stays listed after its last
+// notice beyond its next poll: a producer that died while waiting drops out
+// of the count by itself.
+const waitNotice = 2 * time.Second
+
+// waiting lists the producer as waiting until its next poll plus
+// waitNotice. Errors are ignored: the listing is for people, not for flow.
+func (w *waiter) waiting(ctx context.Context, q *Queue, poll time.Duration) {
+	now := time.Now()
+	if w.start.IsZero() {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		w.id, w.start = hex.EncodeToString(b[:]), now
+	}
+	q.rdb.ZAdd(ctx, q.cfg.Keys.ProducersWaiting(), redis.Z{Score: float64(now.Add(poll + waitNotice).UnixMilli()), Member: w.id})
+}
+
+// done unlists a producer that waited and adds its wait to the total.
+func (w *waiter) done(ctx context.Context, q *Queue) {
+	if w.start.IsZero() {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	k := q.cfg.Keys
+	pipe := q.rdb.Pipeline()
+	pipe.ZRem(ctx, k.ProducersWaiting(), w.id)
+	pipe.ZRemRangeByScore(ctx, k.ProducersWaiting(), "-inf", "("+strconv.FormatInt(time.Now().UnixMilli(), 10))
+	pipe.IncrBy(ctx, k.ProducerWaitMs(), time.Since(w.start).Milliseconds())
+	_, _ = pipe.Exec(ctx)
+}
+
+// Backpressure is how producers fared against MaxDepth.
+type Backpressure struct {
+	Waiting int64         // producers waiting for room now
+	Waited  time.Duration // total time producers have waited
+}
+
+// Backpressure reads how many producers wait now and how long all waited.
+func (q *Queue) Backpressure(ctx context.Context) (Backpressure, error) {
+	k := q.cfg.Keys
+	pipe := q.rdb.Pipeline()
+	n := pipe.ZCount(ctx, k.ProducersWaiting(), strconv.FormatInt(time.Now().UnixMilli(), 10), "+inf")
+	ms := pipe.Get(ctx, k.ProducerWaitMs())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Backpressure{}, fmt.Errorf("read backpressure: %w", err)
+	}
+	waited, _ := ms.Int64()
+	return Backpressure{Waiting: n.Val(), Waited: time.Duration(waited) * time.Millisecond}, nil
 }
 
 // Batch is a claimed batch of messages.

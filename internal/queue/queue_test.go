@@ -533,3 +533,37 @@ func figuresOf(s queue.Snapshot) figures {
 	return figures{depth: s.Depth, inFlight: s.InFlight(), produced: s.Produced, workers: s.Workers,
 		claimed: s.Claimed, returned: s.Returned, discarded: s.Discarded, quarantined: s.Quarantined}
 }
+
+func TestBackpressureIsRecordedInRedis(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q := newQueue(t, env, queue.Config{MaxDepth: 1})
+	require.NoError(t, q.Push(ctx, msgs("first", 1), nil))
+
+	bp, err := q.Backpressure(ctx)
+	require.NoError(t, err)
+	require.Equal(t, queue.Backpressure{}, bp, "nobody has waited yet")
+
+	waiting := make(chan struct{})
+	var once sync.Once
+	pushed := make(chan error, 1)
+	go func() {
+		pushed <- q.Push(ctx, msgs("second", 1), func(int64) { once.Do(func() { close(waiting) }) })
+	}()
+	<-waiting
+	bp, err = q.Backpressure(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), bp.Waiting, "the blocked producer is listed as waiting")
+
+	time.Sleep(100 * time.Millisecond) // let it wait a measurable while
+	b, err := q.Claim(ctx, "consumer", "b-1", 1, future())
+	require.NoError(t, err)
+	require.NotNil(t, b)
+	require.NoError(t, <-pushed)
+	bp, err = q.Backpressure(ctx)
+	require.NoError(t, err)
+	require.Zero(t, bp.Waiting, "a producer that got room is no longer listed")
+	require.GreaterOrEqual(t, bp.Waited, 100*time.Millisecond, "its wait is added to the total")
+}

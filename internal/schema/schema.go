@@ -79,10 +79,10 @@ func (t Tables) Rejected() string { return t.q("orders_rejected") }
 // Batches is the batch ledger.
 func (t Tables) Batches() string { return t.q("pipeline_batches") }
 
-// Deployment is the one-row table naming this database (see migration 020).
+// Deployment is the one-row table naming this database (see migration 009).
 func (t Tables) Deployment() string { return t.q("pipeline_deployment") }
 
-// Epochs records the Redis account's epochs (see migration 020).
+// Epochs records the Redis account's epochs (see migration 009).
 func (t Tables) Epochs() string { return t.q("pipeline_epochs") }
 
 // Products is the product catalog.
