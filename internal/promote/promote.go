@@ -52,7 +52,7 @@ WITH st AS (
   DELETE FROM %[1]s WHERE batch_id = $1
   RETURNING row_no, order_id, product_id, currency, zip_code, quantity, unit_price, order_timestamp, enriched
 ), v AS (
-  SELECT st.*, p.product_name, p.category, c.units_per_usd, z.city, z.state, z.country, z.shipping_zone,
+  SELECT st.*, p.product_name, p.category, c.rate_to_usd, z.city, z.state, z.country, z.shipping_zone,
          CASE
            WHEN p.product_id IS NULL THEN '` + order.ReasonUnknownProduct + `'
            WHEN c.currency_code IS NULL THEN '` + order.ReasonUnknownCurrency + `'
@@ -76,7 +76,7 @@ SELECT row_no, reason,
          WHEN '` + order.ReasonFutureTimestamp + `' THEN format('order_timestamp %%s is more than ` + FutureTolerance + ` ahead', order_timestamp)
        END,
        d.taken IS NOT NULL,
-       product_name, category, (round(unit_price * quantity / units_per_usd, 2) * 100)::bigint,
+       product_name, category, (round(unit_price * quantity / rate_to_usd, 2) * 100)::bigint,
        city, state, country, shipping_zone
 FROM v
 %[5]s
@@ -109,9 +109,10 @@ type verdict struct {
 	detail    *string
 	duplicate bool
 	// The lookup tables' values, NULL where the lookup row is missing.
-	productName, category      *string
-	usdCents                   *int64
-	city, state, country, zone *string
+	productName, category *string
+	usdCents              *int64
+	city, state, country  *string
+	zone                  *int32
 }
 
 // maxAttempts bounds how often one batch is checked: a first time, again
@@ -271,18 +272,18 @@ func strictlyIncreasing(rows []transform.Row) bool {
 // fill completes r's enrichment from the lookup tables where the snapshot
 // had nothing. The row is a copy: the caller's rows keep their own values.
 func fill(r *transform.Row, v *verdict) {
-	or := func(own, table *string) *string {
-		if own != nil {
-			return own
-		}
-		return table
-	}
 	r.ProductName, r.Category = or(r.ProductName, v.productName), or(r.Category, v.category)
 	r.City, r.State = or(r.City, v.city), or(r.State, v.state)
 	r.Country, r.ShippingZone = or(r.Country, v.country), or(r.ShippingZone, v.zone)
-	if r.TotalUSDCents == nil {
-		r.TotalUSDCents = v.usdCents
+	r.TotalUSDCents = or(r.TotalUSDCents, v.usdCents)
+}
+
+// or is own, or table when own is nil.
+func or[T any](own, table *T) *T {
+	if own != nil {
+		return own
 	}
+	return table
 }
 
 func deref(s *string) string {
