@@ -208,6 +208,24 @@ func TestAdoptRejectsAnUnknownTimeZone(t *testing.T) {
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM redpg_migrations WHERE version >= 5"))
 }
 
+// order_timestamp converted by hand before migrating (in a zone of the
+// operator's choosing) is left as it is.
+func TestAdoptKeepsATimestampConvertedBeforehand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.Pool(t, testenv.ReferenceDatabase(t), 4)
+	_, err := pool.Exec(ctx, stageAsTheReference+`('REF-1', 'CUST-1', 'PROD-001', 1, 1299.99, 'USD', '10001', '2026-01-15 10:00:00', NULL);
+		SELECT * FROM promote_staging_to_production();
+		DROP MATERIALIZED VIEW sales_hourly, product_performance_daily;
+		ALTER TABLE orders ALTER COLUMN order_timestamp TYPE timestamptz USING order_timestamp AT TIME ZONE 'Asia/Tokyo'`)
+	require.NoError(t, err)
+	_, err = schema.Migrate(ctx, pool, "public")
+	require.NoError(t, err)
+	var ts time.Time
+	require.NoError(t, pool.QueryRow(ctx, "SELECT order_timestamp FROM orders WHERE order_id = 'REF-1'").Scan(&ts))
+	require.True(t, ts.Equal(time.Date(2026, 1, 15, 1, 0, 0, 0, time.UTC)), "10:00 in Tokyo is 01:00 UTC, got %s", ts)
+}
+
 // A schema with tables of its own but no redpg history is neither fresh
 // nor the reference's: Migrate refuses it instead of failing halfway.
 func TestMigrateRefusesAForeignSchema(t *testing.T) {

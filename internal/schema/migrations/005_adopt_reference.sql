@@ -15,6 +15,7 @@
 --    from schema.Options.NaiveTimeZone; default UTC). processed_at and the
 --    lookup tables' created_at/updated_at are read in the session's
 --    TimeZone, the zone in which their DEFAULT CURRENT_TIMESTAMP was written.
+--    A column someone already made timestamptz is left as it is.
 --  * orders gains total_amount (unit_price × quantity, exact, in the order's
 --    currency) and raw_data (the normalised message, rebuilt from the row's
 --    own columns). order_id and customer_id widen to text and the amounts
@@ -37,12 +38,18 @@ DECLARE
     tz text := coalesce(nullif(current_setting('redpg.naive_timezone', true), ''), 'UTC');
     n_orders bigint;
     n_staged bigint;
+    naive text[]; -- table.column of every timestamp without time zone in the lookup tables and orders
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_attribute
                WHERE attrelid = 'orders_staging'::regclass AND attname = 'batch_id' AND NOT attisdropped) THEN
         RETURN; -- redpg's own staging: nothing to adopt
     END IF;
     PERFORM now() AT TIME ZONE tz; -- an unknown zone fails here, before anything changed
+    -- A timestamp column someone already converted to timestamptz is left as it is.
+    SELECT coalesce(array_agg(c.relname || '.' || a.attname), '{}') INTO naive
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    WHERE c.oid IN ('orders'::regclass, 'product_catalog'::regclass, 'currency_rates'::regclass)
+      AND a.atttypid = 'timestamp'::regtype AND NOT a.attisdropped;
 
     -- 002's tables, which the reference does not have.
     CREATE TABLE IF NOT EXISTS orders_rejected (
@@ -110,17 +117,19 @@ BEGIN
     -- The views read the columns changed below; 006 recreates them.
     DROP MATERIALIZED VIEW IF EXISTS sales_hourly, product_performance_daily, shipping_zone_stats;
 
-    EXECUTE format($sql$
-        ALTER TABLE orders
+    -- One ALTER, so orders is rewritten once.
+    EXECUTE 'ALTER TABLE orders
             ALTER COLUMN order_id TYPE text,
             ALTER COLUMN customer_id TYPE text,
             ALTER COLUMN unit_price TYPE numeric(14,2),
             ALTER COLUMN total_amount_usd TYPE numeric(16,2),
-            ALTER COLUMN order_timestamp TYPE timestamptz USING order_timestamp AT TIME ZONE %L,
-            ALTER COLUMN processed_at TYPE timestamptz,
             ALTER COLUMN processed_at SET DEFAULT now(),
             ADD COLUMN total_amount numeric(16,2),
-            ADD COLUMN raw_data jsonb$sql$, tz);
+            ADD COLUMN raw_data jsonb'
+        || CASE WHEN 'orders.order_timestamp' = ANY (naive)
+                THEN format(', ALTER COLUMN order_timestamp TYPE timestamptz USING order_timestamp AT TIME ZONE %L', tz)
+                ELSE '' END
+        || CASE WHEN 'orders.processed_at' = ANY (naive) THEN ', ALTER COLUMN processed_at TYPE timestamptz' ELSE '' END;
     UPDATE orders SET
         total_amount = unit_price * quantity,
         raw_data = jsonb_build_object(
@@ -134,14 +143,15 @@ BEGIN
         ALTER COLUMN raw_data SET NOT NULL,
         ALTER COLUMN processed_at SET NOT NULL;
 
-    ALTER TABLE product_catalog
-        ALTER COLUMN created_at TYPE timestamptz,
-        ALTER COLUMN created_at SET DEFAULT now(),
-        ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
-    ALTER TABLE currency_rates
-        ALTER COLUMN updated_at TYPE timestamptz,
-        ALTER COLUMN updated_at SET DEFAULT now(),
-        ADD CONSTRAINT currency_rates_rate_to_usd_check CHECK (rate_to_usd > 0);
+    IF 'product_catalog.created_at' = ANY (naive) THEN
+        ALTER TABLE product_catalog ALTER COLUMN created_at TYPE timestamptz, ALTER COLUMN created_at SET DEFAULT now();
+    END IF;
+    ALTER TABLE product_catalog ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+    IF 'currency_rates.updated_at' = ANY (naive) THEN
+        ALTER TABLE currency_rates ALTER COLUMN updated_at TYPE timestamptz, ALTER COLUMN updated_at SET DEFAULT now();
+    END IF;
+    -- redpg divides by the rate: a zero would fail every batch that uses it.
+    ALTER TABLE currency_rates ADD CONSTRAINT currency_rates_rate_to_usd_check CHECK (rate_to_usd > 0);
 
     INSERT INTO pipeline_batches (batch_id, status, worker, received, promoted, rejected)
     VALUES ('adopted-reference', 'adopted', 'reference', n_orders + n_staged, n_orders, n_staged);
