@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/redpg/redpg/internal/ledger"
@@ -135,4 +139,75 @@ INSERT INTO orders_staging (order_id, customer_id, product_id, quantity, unit_pr
 	require.Equal(t, int64(3), r.Adopted, "two orders and one staged row were there before redpg")
 	require.Equal(t, int64(60), r.Produced)
 	require.Contains(t, r.String(), "OK: produced + adopted")
+	requireMigratingQueriesWork(t, ctx, env)
+}
+
+// migratingQuery returns the SQL block of docs/MIGRATING.md that starts
+// with prefix, so that the queries users are told to run are the ones
+// tested.
+func migratingQuery(t *testing.T, prefix string) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "MIGRATING.md"))
+	require.NoError(t, err)
+	for _, block := range strings.Split(string(doc), "```sql\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if strings.HasPrefix(block, prefix) {
+			return block
+		}
+	}
+	t.Fatalf("docs/MIGRATING.md has no SQL block starting with %q", prefix)
+	return ""
+}
+
+// requireMigratingQueriesWork runs the side-by-side queries of
+// docs/MIGRATING.md on an adopted database redpg has promoted orders into.
+func requireMigratingQueriesWork(t *testing.T, ctx context.Context, env *testenv.Env) {
+	t.Helper()
+	rows, err := env.PG.Query(ctx, migratingQuery(t, "WITH promoted AS"))
+	require.NoError(t, err)
+	var n int
+	for rows.Next() {
+		vals, err := rows.Values()
+		require.NoError(t, err)
+		require.Equal(t, vals[2], vals[3], "order counts agree: %v", vals)
+		require.Equal(t, vals[4], vals[5], "units agree: %v", vals)
+		n++
+	}
+	require.NoError(t, rows.Err())
+	require.Positive(t, n)
+
+	type perCurrency struct {
+		Currency         string
+		Rate             float64
+		Orders           int64
+		Reference, Redpg float64
+	}
+	rows, err = env.PG.Query(ctx, migratingQuery(t, "SELECT o.currency"))
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (perCurrency, error) {
+		var c perCurrency
+		err := r.Scan(&c.Currency, &c.Rate, &c.Orders, &c.Reference, &c.Redpg)
+		return c, err
+	})
+	require.NoError(t, err)
+	require.Len(t, got, 7)
+	var orders int64
+	for _, c := range got {
+		orders += c.Orders
+		require.InEpsilon(t, c.Rate*c.Rate, c.Reference/c.Redpg, 0.01, "%s: the reference is off by the rate squared", c.Currency)
+	}
+	require.Equal(t, int64(61), orders, "the orders redpg promoted, not the two the reference did")
+
+	// The correction of the reference's own totals: 2 × 1000 JPY was 299,000 USD.
+	usd := func(id string) string {
+		var s string
+		require.NoError(t, env.PG.QueryRow(ctx, "SELECT total_amount_usd::text FROM "+env.Tables.Orders()+" WHERE order_id = $1", id).Scan(&s))
+		return s
+	}
+	require.Equal(t, "299000.00", usd("OLD-2"))
+	_, err = env.PG.Exec(ctx, migratingQuery(t, "-- the reference's orders whose USD total"))
+	require.NoError(t, err)
+	require.Equal(t, "13.38", usd("OLD-2"))
+	require.Equal(t, "1299.99", usd("OLD-1"))
+	requireJPYDivided(t, env, "NEW-000")
 }
