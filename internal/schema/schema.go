@@ -193,18 +193,17 @@ func MigrateWith(ctx context.Context, pool *pgxpool.Pool, schemaName string, opt
 		return nil, fmt.Errorf("create migration ledger: %w", err)
 	}
 	done := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM "+ledger)
-	if err != nil {
-		return nil, err
+	adopt := false // the schema is, or is being, adopted from the reference
+	rows, _ := conn.Query(ctx, "SELECT version, name FROM "+ledger)
+	var version int32
+	var name string
+	if _, err := pgx.ForEachRow(rows, []any{&version, &name}, func() error {
+		done[int(version)] = true
+		adopt = adopt || strings.HasSuffix(name, adoptedSuffix)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read migration ledger: %w", err)
 	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range versions {
-		done[int(v)] = true
-	}
-	adopt := false
 	if len(done) == 0 {
 		if adopt, err = adoptable(ctx, conn.Conn(), schemaName); err != nil {
 			return nil, err
