@@ -66,7 +66,7 @@ func (r *runner) preload(ctx context.Context) error {
 	insert := fmt.Sprintf(`
 WITH p AS (
   SELECT array_agg(product_id ORDER BY product_id) AS id, array_agg(product_name ORDER BY product_id) AS name,
-         array_agg(category ORDER BY product_id) AS cat, array_agg(base_price_usd ORDER BY product_id) AS price
+         array_agg(category ORDER BY product_id) AS cat, array_agg(base_price ORDER BY product_id) AS price
   FROM %[2]s
 ), z AS (
   SELECT array_agg(zip_code ORDER BY zip_code) AS zip, array_agg(city ORDER BY zip_code) AS city,

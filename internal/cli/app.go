@@ -184,7 +184,7 @@ func (a *app) openPostgres(ctx context.Context) error {
 	if err := a.pg.Ping(cctx); err != nil {
 		return unreachablePostgres(a.cfg.DatabaseURL, err, "DATABASE_URL")
 	}
-	if _, err := schema.Migrate(ctx, a.pg, a.cfg.Schema); err != nil {
+	if _, err := schema.MigrateWith(ctx, a.pg, a.cfg.Schema, schema.Options{NaiveTimeZone: a.cfg.NaiveTimezone}); err != nil {
 		return fmt.Errorf("apply migrations to schema %s: %w", a.cfg.Schema, err)
 	}
 	a.wpg = a.pg

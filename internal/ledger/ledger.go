@@ -25,6 +25,9 @@ const (
 	Abandoned = "abandoned"
 	// Replay rows record dead letters replayed by `redpg dlq replay`.
 	Replay = "replay"
+	// Adopted is the row migration 005 writes for the orders and staged
+	// rows a database of the Python reference held when redpg adopted it.
+	Adopted = "adopted"
 )
 
 // Counts is what happened to a batch's messages.

@@ -34,14 +34,14 @@ type Zip struct {
 	City    string `json:"city"`
 	State   string `json:"state"`
 	Country string `json:"country"`
-	Zone    string `json:"zone"`
+	Zone    int32  `json:"zone"` // shipping_zone, an integer as in the reference
 }
 
 // Snapshot is one consistent version of all lookup tables.
 type Snapshot struct {
 	Version    int64
 	Products   map[string]Product
-	Currencies map[string]money.Rate // code → units per USD, exactly as in the table
+	Currencies map[string]money.Rate // code → currency_rates.rate_to_usd exactly: units per USD, divided by
 	Zips       map[string]Zip
 }
 
@@ -111,7 +111,7 @@ func New(rdb redis.UniversalClient, pg *pgxpool.Pool, cfg Config) *Cache {
 // Load reads the lookup tables from Postgres.
 func Load(ctx context.Context, pg *pgxpool.Pool, t schema.Tables) (*Snapshot, error) {
 	s := &Snapshot{Products: map[string]Product{}, Currencies: map[string]money.Rate{}, Zips: map[string]Zip{}}
-	rows, _ := pg.Query(ctx, "SELECT product_id, product_name, category, (base_price_usd * 100)::bigint FROM "+t.Products())
+	rows, _ := pg.Query(ctx, "SELECT product_id, product_name, category, (base_price * 100)::bigint FROM "+t.Products())
 	var id string
 	var p Product
 	if _, err := pgx.ForEachRow(rows, []any{&id, &p.Name, &p.Category, &p.BasePriceCents}, func() error {
@@ -123,7 +123,7 @@ func Load(ctx context.Context, pg *pgxpool.Pool, t schema.Tables) (*Snapshot, er
 	// The rate as text is the numeric exactly: USD totals are computed from
 	// it in Go, and must equal what promotion computes from the table.
 	var rate string
-	rows, _ = pg.Query(ctx, "SELECT currency_code, units_per_usd::text FROM "+t.Currencies())
+	rows, _ = pg.Query(ctx, "SELECT currency_code, rate_to_usd::text FROM "+t.Currencies())
 	if _, err := pgx.ForEachRow(rows, []any{&id, &rate}, func() error {
 		r, err := money.ParseRate(rate)
 		if err != nil {
@@ -262,6 +262,13 @@ func (c *Cache) Current(ctx context.Context) (*Snapshot, error) {
 		return cur, nil
 	}
 	snap, err := c.read(ctx, version)
+	if errors.Is(err, errOldFormat) {
+		// Published by an older redpg (zones were text then), from tables
+		// a migration has since changed: replace it rather than fail.
+		if version, err = c.Publish(ctx); err == nil {
+			snap, err = c.read(ctx, version)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +277,9 @@ func (c *Cache) Current(ctx context.Context) (*Snapshot, error) {
 	c.mu.Unlock()
 	return snap, nil
 }
+
+// errOldFormat marks a snapshot entry this version of redpg cannot decode.
+var errOldFormat = errors.New("entry not in the current snapshot format")
 
 func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
 	k := c.cfg.Keys
@@ -285,7 +295,7 @@ func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
 	for id, v := range cmds[Products].Val() {
 		var p Product
 		if err := json.Unmarshal([]byte(v), &p); err != nil {
-			return nil, fmt.Errorf("lookup snapshot %d: product %q: %w", version, id, err)
+			return nil, fmt.Errorf("lookup snapshot %d: product %q: %w: %w", version, id, errOldFormat, err)
 		}
 		s.Products[id] = p
 	}
@@ -301,7 +311,7 @@ func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
 	for zip, v := range cmds[Zipcodes].Val() {
 		var z Zip
 		if err := json.Unmarshal([]byte(v), &z); err != nil {
-			return nil, fmt.Errorf("lookup snapshot %d: zip %q: %w", version, zip, err)
+			return nil, fmt.Errorf("lookup snapshot %d: zip %q: %w: %w", version, zip, errOldFormat, err)
 		}
 		s.Zips[zip] = z
 	}

@@ -19,7 +19,7 @@ func TestRatesAreExactThroughRedis(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
 	ctx := context.Background()
-	_, err := env.PG.Exec(ctx, "UPDATE "+env.Tables.Currencies()+" SET units_per_usd = 123456789012.123457 WHERE currency_code = 'JPY'")
+	_, err := env.PG.Exec(ctx, "UPDATE "+env.Tables.Currencies()+" SET rate_to_usd = 123456789012.123457 WHERE currency_code = 'JPY'")
 	require.NoError(t, err)
 	c := newCache(env)
 	_, err = c.Publish(ctx)
@@ -27,7 +27,7 @@ func TestRatesAreExactThroughRedis(t *testing.T) {
 	snap, err := c.Current(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "123456789012.123457", snap.Currencies["JPY"].String())
-	require.Equal(t, "1.36", snap.Currencies["CAD"].String())
+	require.Equal(t, "1.35", snap.Currencies["CAD"].String(), "the reference's CAD rate")
 }
 
 func newCache(env *testenv.Env) *lookup.Cache {
@@ -43,9 +43,11 @@ func TestLoadReadsTheSeedTables(t *testing.T) {
 	require.Len(t, snap.Currencies, 7)
 	require.Len(t, snap.Zips, 10)
 	require.Equal(t, 32, snap.Size())
-	require.Equal(t, lookup.Product{Name: "Wireless Mouse", Category: "Electronics", BasePriceCents: 2499}, snap.Products["PROD-001"])
-	require.Equal(t, money.MustRate("149.5"), snap.Currencies["JPY"], "the rate exactly as in the table")
-	require.Equal(t, lookup.Zip{City: "New York", State: "NY", Country: "US", Zone: "Zone-1"}, snap.Zips["10001"])
+	// The Python reference's rows (its init.sql).
+	require.Equal(t, lookup.Product{Name: "Laptop Pro 15\"", Category: "Electronics", BasePriceCents: 129999}, snap.Products["PROD-001"])
+	require.Equal(t, money.MustRate("149.5"), snap.Currencies["JPY"])
+	require.Equal(t, lookup.Zip{City: "New York", State: "NY", Country: "US", Zone: 1}, snap.Zips["10001"])
+	require.Equal(t, lookup.Zip{City: "Toronto", State: "ON", Country: "CA", Zone: 1}, snap.Zips["M5H2N2"])
 }
 
 func TestPublishCopiesTablesAndCurrentCachesByVersion(t *testing.T) {
@@ -69,9 +71,9 @@ func TestPublishCopiesTablesAndCurrentCachesByVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, v1, s1.Version)
 	require.Equal(t, 32, s1.Size())
-	require.Equal(t, "Mechanical Keyboard", s1.Products["PROD-002"].Name)
+	require.Equal(t, "Wireless Mouse", s1.Products["PROD-002"].Name)
 	require.Equal(t, money.MustRate("0.92"), s1.Currencies["EUR"])
-	require.Equal(t, "Zone-4", s1.Zips["98101"].Zone)
+	require.Equal(t, int32(2), s1.Zips["98101"].Zone)
 
 	s2, err := c.Current(ctx)
 	require.NoError(t, err)
@@ -136,7 +138,7 @@ func TestPartialPublishCarriesOtherTablesOver(t *testing.T) {
 
 	// Change two source tables, then publish only products.
 	_, err = env.PG.Exec(ctx, "INSERT INTO "+env.Tables.Products()+
-		" (product_id, product_name, category, base_price_usd) VALUES ('PROD-900', 'Desk Lamp', 'Home & Kitchen', 42.50)")
+		" (product_id, product_name, category, base_price) VALUES ('PROD-900', 'Desk Lamp', 'Home & Kitchen', 42.50)")
 	require.NoError(t, err)
 	_, err = env.PG.Exec(ctx, "UPDATE "+env.Tables.Zips()+" SET city = 'NYC' WHERE zip_code = '10001'")
 	require.NoError(t, err)
@@ -193,4 +195,27 @@ func TestEmptySnapshotIsAnError(t *testing.T) {
 	}
 	_, err = c.Current(ctx)
 	require.ErrorContains(t, err, "init-cache")
+}
+
+// A snapshot an older redpg published has text zones ("Zone-1"); the tables
+// it came from have changed since. A worker replaces it instead of failing
+// every batch.
+func TestCurrentReplacesASnapshotOfTheOldFormat(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	const old = int64(1000)
+	require.NoError(t, env.RDB.HSet(ctx, env.Keys.Lookup(old, lookup.Zipcodes),
+		"10001", `{"city":"New York","state":"NY","country":"US","zone":"Zone-1"}`).Err())
+	require.NoError(t, env.RDB.HSet(ctx, env.Keys.Lookup(old, lookup.Products),
+		"PROD-001", `{"name":"Wireless Mouse","category":"Electronics","base_price_cents":2499}`).Err())
+	require.NoError(t, env.RDB.HSet(ctx, env.Keys.Lookup(old, lookup.Currencies), "USD", "1").Err())
+	require.NoError(t, env.RDB.Set(ctx, env.Keys.LookupVersion(), old, time.Hour).Err())
+
+	snap, err := newCache(env).Current(ctx)
+	require.NoError(t, err)
+	require.Greater(t, snap.Version, old)
+	require.Equal(t, 32, snap.Size())
+	require.Equal(t, int32(1), snap.Zips["10001"].Zone)
+	require.Equal(t, "Laptop Pro 15\"", snap.Products["PROD-001"].Name)
 }

@@ -141,8 +141,8 @@ func TestEndToEnd(t *testing.T) {
 	// The generator's invalid kinds all ended with a reason.
 	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()+" WHERE reason = '' OR detail IS NULL"))
 	require.Zero(t, env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()+" WHERE total_amount_usd * 100 <> "+
-		money.USDCentsSQL("(total_amount * 100)", "(SELECT units_per_usd FROM "+env.Tables.Currencies()+" c WHERE c.currency_code = currency)")),
-		"every USD total is the amount divided by units_per_usd, rounded half up exactly")
+		money.USDCentsSQL("(total_amount * 100)", "(SELECT rate_to_usd FROM "+env.Tables.Currencies()+" c WHERE c.currency_code = currency)")),
+		"every USD total is the amount divided by rate_to_usd, rounded half up exactly")
 }
 
 // TestThroughPgBouncer runs workers through PgBouncer in transaction mode.
@@ -380,7 +380,7 @@ func TestReplayPromotesFixedDeadLettersOnce(t *testing.T) {
 		msgs = append(msgs, message(t, fmt.Sprintf("ORD-NEW-%02d", i), "PROD-900", "10001"))
 	}
 	for i := range 20 {
-		msgs = append(msgs, message(t, fmt.Sprintf("ORD-OK-%02d", i), "PROD-001", "94105"))
+		msgs = append(msgs, message(t, fmt.Sprintf("ORD-OK-%02d", i), "PROD-001", "94102"))
 	}
 	msgs = append(msgs, message(t, "ORD-BADZIP", "PROD-001", "99999"))
 	require.NoError(t, p.Push(ctx, msgs, nil))
@@ -391,7 +391,7 @@ func TestReplayPromotesFixedDeadLettersOnce(t *testing.T) {
 
 	// Fix the cause: add the product and republish it.
 	_, err = env.PG.Exec(ctx, "INSERT INTO "+env.Tables.Products()+
-		" (product_id, product_name, category, base_price_usd) VALUES ('PROD-900', 'Desk Lamp', 'Home & Kitchen', 12.66)")
+		" (product_id, product_name, category, base_price) VALUES ('PROD-900', 'Desk Lamp', 'Home & Kitchen', 12.66)")
 	require.NoError(t, err)
 	_, err = p.InitCache(ctx, "products")
 	require.NoError(t, err)

@@ -56,7 +56,7 @@ WITH st AS (
   DELETE FROM %[1]s WHERE batch_id = $1
   RETURNING row_no, order_id, product_id, currency, zip_code, quantity, unit_price, order_timestamp, enriched
 ), v AS (
-  SELECT st.*, p.product_name, p.category, c.units_per_usd, z.city, z.state, z.country, z.shipping_zone,
+  SELECT st.*, p.product_name, p.category, c.rate_to_usd, z.city, z.state, z.country, z.shipping_zone,
          CASE
            WHEN p.product_id IS NULL THEN '` + order.ReasonUnknownProduct + `'
            WHEN c.currency_code IS NULL THEN '` + order.ReasonUnknownCurrency + `'
@@ -89,7 +89,7 @@ WHERE reason IS NOT NULL OR NOT enriched OR d.taken`
 // usdCents is the order's total in US cents, rounded by the rule
 // transform uses on the Go path (money.ToUSDCents), so a row's USD total
 // does not depend on whether the snapshot had its currency.
-var usdCents = money.USDCentsSQL("(unit_price * quantity * 100)", "units_per_usd")
+var usdCents = money.USDCentsSQL("(unit_price * quantity * 100)", "rate_to_usd")
 
 // probeSQL looks every staged order id up in orders. It is a LATERAL
 // subquery with a LIMIT so that it stays one primary-key probe per row
@@ -118,9 +118,10 @@ type verdict struct {
 	detail    *string
 	duplicate bool
 	// The lookup tables' values, NULL where the lookup row is missing.
-	productName, category      *string
-	usdCents                   *int64
-	city, state, country, zone *string
+	productName, category *string
+	usdCents              *int64
+	city, state, country  *string
+	zone                  *int32
 }
 
 // maxAttempts bounds how often one batch is checked: a first time, again
@@ -280,18 +281,18 @@ func strictlyIncreasing(rows []transform.Row) bool {
 // fill completes r's enrichment from the lookup tables where the snapshot
 // had nothing. The row is a copy: the caller's rows keep their own values.
 func fill(r *transform.Row, v *verdict) {
-	or := func(own, table *string) *string {
-		if own != nil {
-			return own
-		}
-		return table
-	}
 	r.ProductName, r.Category = or(r.ProductName, v.productName), or(r.Category, v.category)
 	r.City, r.State = or(r.City, v.city), or(r.State, v.state)
 	r.Country, r.ShippingZone = or(r.Country, v.country), or(r.ShippingZone, v.zone)
-	if r.TotalUSDCents == nil {
-		r.TotalUSDCents = v.usdCents
+	r.TotalUSDCents = or(r.TotalUSDCents, v.usdCents)
+}
+
+// or is own, or table when own is nil.
+func or[T any](own, table *T) *T {
+	if own != nil {
+		return own
 	}
+	return table
 }
 
 func deref(s *string) string {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,10 +116,58 @@ func lockID(schemaName string) int64 {
 	return int64(migrationLockID ^ h.Sum64())
 }
 
-// Migrate creates the schema if needed and applies every migration not yet
-// recorded in its redpg_migrations table, each in its own transaction. It
-// returns the versions it applied.
+// DefaultNaiveTimeZone is the zone in which naive TIMESTAMP values of an
+// adopted reference database are read when Options names none.
+const DefaultNaiveTimeZone = "UTC"
+
+// ReasonReferenceStaging is the dead-letter reason migration 005 gives the
+// rows an adopted reference database had staged but never promoted.
+const ReasonReferenceStaging = "reference_staging"
+
+// Options tune how Migrate upgrades an existing database.
+type Options struct {
+	// NaiveTimeZone is the IANA zone (or UTC offset PostgreSQL accepts) in
+	// which the naive order timestamps of a database adopted from the
+	// Python reference are read when they become timestamptz. Defaults to
+	// DefaultNaiveTimeZone. Migrations read it as the setting
+	// redpg.naive_timezone.
+	NaiveTimeZone string
+	// Target is the last migration to apply; 0 applies them all. Tests use
+	// it to build a schema as an older redpg left it.
+	Target int
+}
+
+// WithDefaults fills unset fields.
+func (o Options) WithDefaults() Options {
+	if o.NaiveTimeZone == "" {
+		o.NaiveTimeZone = DefaultNaiveTimeZone
+	}
+	return o
+}
+
+// adoptFrom is the first migration that understands a database the Python
+// reference's init.sql created. The ones before it create what such a
+// database already has, under the same names, so in a schema being adopted
+// they are recorded, not run.
+const adoptFrom = 5
+
+// adoptedSuffix marks, in redpg_migrations, a migration recorded but not run
+// because the schema was adopted. Migration 007 relies on 001 being recorded
+// under its plain name exactly when 001 ran.
+const adoptedSuffix = " (adopted from the reference, not run)"
+
+// Migrate applies pending migrations with default Options.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string) ([]int, error) {
+	return MigrateWith(ctx, pool, schemaName, Options{})
+}
+
+// MigrateWith creates the schema if needed and applies every migration not
+// yet recorded in its redpg_migrations table, each in its own transaction.
+// A schema that has the Python reference's tables and no migration history
+// is adopted in place (see migration 005); one that has tables of another
+// shape and no history is refused. It returns the versions it applied.
+func MigrateWith(ctx context.Context, pool *pgxpool.Pool, schemaName string, opts Options) ([]int, error) {
+	opts = opts.WithDefaults()
 	migs, err := Migrations()
 	if err != nil {
 		return nil, err
@@ -144,30 +193,36 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string) ([]int,
 		return nil, fmt.Errorf("create migration ledger: %w", err)
 	}
 	done := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM "+ledger)
-	if err != nil {
-		return nil, err
+	adopt := false // the schema is, or is being, adopted from the reference
+	rows, _ := conn.Query(ctx, "SELECT version, name FROM "+ledger)
+	var version int32
+	var name string
+	if _, err := pgx.ForEachRow(rows, []any{&version, &name}, func() error {
+		done[int(version)] = true
+		adopt = adopt || strings.HasSuffix(name, adoptedSuffix)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read migration ledger: %w", err)
 	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range versions {
-		done[int(v)] = true
+	if len(done) == 0 {
+		if adopt, err = adoptable(ctx, conn.Conn(), schemaName); err != nil {
+			return nil, err
+		}
 	}
 	var applied []int
 	for _, m := range migs {
-		if done[m.Version] {
+		if done[m.Version] || (opts.Target > 0 && m.Version > opts.Target) {
 			continue
 		}
+		skip := adopt && m.Version < adoptFrom
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+s); err != nil {
+			name := m.Name
+			if skip {
+				name += adoptedSuffix
+			} else if err := run(ctx, tx, s, m.SQL, opts); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, "INSERT INTO "+ledger+" (version, name) VALUES ($1, $2)", m.Version, m.Name)
+			_, err := tx.Exec(ctx, "INSERT INTO "+ledger+" (version, name) VALUES ($1, $2)", m.Version, name)
 			return err
 		})
 		if err != nil {
@@ -176,6 +231,76 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schemaName string) ([]int,
 		applied = append(applied, m.Version)
 	}
 	return applied, nil
+}
+
+// run executes one migration's SQL inside tx, in the schema s, with the
+// options migrations read as settings.
+func run(ctx context.Context, tx pgx.Tx, s, sql string, opts Options) error {
+	if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+s); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "SELECT set_config('redpg.naive_timezone', $1, true)", opts.NaiveTimeZone); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, sql)
+	return err
+}
+
+// adoptable reports whether a schema without migration history holds a
+// database the Python reference's init.sql created: its lookup tables and
+// orders, and an orders_staging whose primary key is order_id and which has
+// no batch_id (redpg's staging has batch_id and no primary key). An empty
+// schema is not adoptable but fresh; tables of any other shape are an
+// error, since migrating over them would fail halfway or, worse, not.
+func adoptable(ctx context.Context, conn *pgx.Conn, schemaName string) (bool, error) {
+	var existing []string
+	var referenceStaging bool
+	err := conn.QueryRow(ctx, `
+SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname) FILTER (WHERE c.oid IS NOT NULL), '{}'),
+       EXISTS (SELECT 1 FROM pg_constraint k
+               JOIN pg_class st ON st.oid = k.conrelid
+               JOIN pg_namespace ns ON ns.oid = st.relnamespace
+               WHERE ns.nspname = $1 AND st.relname = 'orders_staging' AND k.contype = 'p'
+                 AND k.conkey = ARRAY[(SELECT attnum FROM pg_attribute
+                                       WHERE attrelid = st.oid AND attname = 'order_id' AND NOT attisdropped)])
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                       JOIN pg_class st ON st.oid = a.attrelid
+                       JOIN pg_namespace ns ON ns.oid = st.relnamespace
+                       WHERE ns.nspname = $1 AND st.relname = 'orders_staging'
+                         AND a.attname = 'batch_id' AND NOT a.attisdropped)
+FROM unnest($2::text[]) AS t (name)
+LEFT JOIN pg_namespace n ON n.nspname = $1
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name AND c.relkind IN ('r', 'm', 'v', 'p')`,
+		schemaName, ownTables).Scan(&existing, &referenceStaging)
+	if err != nil {
+		return false, fmt.Errorf("inspect schema %s: %w", schemaName, err)
+	}
+	if len(existing) == 0 {
+		return false, nil
+	}
+	if referenceStaging && containsAll(existing, referenceTables) {
+		return true, nil
+	}
+	return false, fmt.Errorf("schema %s already has %s but no redpg migration history (%s), "+
+		"and it is not a database the Python reference's init.sql created: migrate another schema (--schema), "+
+		"or move these tables away", schemaName, strings.Join(existing, ", "), "redpg_migrations")
+}
+
+// ownTables are the relations redpg's migrations create.
+var ownTables = []string{"product_catalog", "currency_rates", "zip_code_zones", "orders_staging", "orders",
+	"orders_rejected", "pipeline_batches", "sales_hourly", "product_performance_daily", "shipping_zone_stats"}
+
+// referenceTables are the tables the reference's init.sql creates that
+// adoption builds on.
+var referenceTables = []string{"currency_rates", "orders", "orders_staging", "product_catalog", "zip_code_zones"}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // Drop removes a schema and everything in it. Tests and benchmarks use it

@@ -51,8 +51,8 @@ func TestMigrateSeedsLookupTables(t *testing.T) {
 
 	var rate float64
 	require.NoError(t, env.PG.QueryRow(context.Background(),
-		"SELECT units_per_usd::float8 FROM "+env.Tables.Currencies()+" WHERE currency_code = 'JPY'").Scan(&rate))
-	require.InDelta(t, 149.5, rate, 1e-9, "units_per_usd is units of the currency per US dollar")
+		"SELECT rate_to_usd::float8 FROM "+env.Tables.Currencies()+" WHERE currency_code = 'JPY'").Scan(&rate))
+	require.InDelta(t, 149.5, rate, 1e-9, "rate_to_usd is units of the currency per US dollar")
 }
 
 func TestStagingIsUnlogged(t *testing.T) {

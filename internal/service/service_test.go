@@ -202,7 +202,7 @@ func TestLookupChangeReachesWorkersWithoutRestart(t *testing.T) {
 	before := version()
 	_, err := env.PG.Exec(ctx, "UPDATE "+env.Tables.Products()+" SET product_name = 'Renamed by the test' WHERE product_id = $1", product)
 	require.NoError(t, err)
-	_, err = env.PG.Exec(ctx, "INSERT INTO "+env.Tables.Products()+" (product_id, product_name, category, base_price_usd) VALUES ('P-NEW', 'New', 'Books', 10)")
+	_, err = env.PG.Exec(ctx, "INSERT INTO "+env.Tables.Products()+" (product_id, product_name, category, base_price) VALUES ('P-NEW', 'New', 'Books', 10)")
 	require.NoError(t, err)
 	waitFor(t, 30*time.Second, "a new lookup snapshot", func() bool { return version() != before })
 

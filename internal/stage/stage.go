@@ -186,7 +186,11 @@ func appendOrderRow(b []byte, r *transform.Row) []byte {
 	b = appendNullText(b, r.City)
 	b = appendNullText(b, r.State)
 	b = appendNullText(b, r.Country)
-	b = appendNullText(b, r.ShippingZone)
+	if r.ShippingZone != nil {
+		b = appendInt4(b, *r.ShippingZone)
+	} else {
+		b = appendNull(b)
+	}
 	b = appendTimestamp(b, o.OrderTimestamp)
 	if r.RawData == nil {
 		return appendNull(b)

@@ -18,6 +18,10 @@ import (
 	"net/url"
 	"os"
 	"os/user"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +98,35 @@ func New(t testing.TB) *Env {
 	if _, err := schema.Migrate(ctx, e.PG, e.Schema); err != nil {
 		t.Fatalf("migrate schema %s: %v", e.Schema, err)
 	}
+	e.openRedis(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := schema.Drop(ctx, e.PG, e.Schema); err != nil {
+			t.Logf("drop schema %s: %v", e.Schema, err)
+		}
+	})
+	return e
+}
+
+// Attach gives t an environment on an existing database and schema, such
+// as one ReferenceDatabase made: a pool, and Redis under a private key
+// prefix removed when t ends. It neither migrates nor drops the schema.
+func Attach(t testing.TB, databaseURL, schemaName string) *Env {
+	t.Helper()
+	e := &Env{DatabaseURL: databaseURL, RedisURL: RedisURL(), Schema: schemaName, Prefix: "test:" + ID() + ":"}
+	e.Tables = schema.Tables{Schema: e.Schema}
+	e.Keys = keys.Space{Prefix: e.Prefix}
+	e.PG = Pool(t, e.DatabaseURL, 8)
+	e.openRedis(t)
+	return e
+}
+
+// openRedis connects e.RDB and removes e's keys when t ends.
+func (e *Env) openRedis(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	opt, err := redis.ParseURL(e.RedisURL)
 	if err != nil {
 		t.Fatalf("REDPG_TEST_REDIS_URL: %v", err)
@@ -105,9 +138,6 @@ func New(t testing.TB) *Env {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := schema.Drop(ctx, e.PG, e.Schema); err != nil {
-			t.Logf("drop schema %s: %v", e.Schema, err)
-		}
 		for _, pattern := range []string{e.Keys.Pattern(), e.Prefix + "*"} {
 			iter := e.RDB.Scan(ctx, 0, pattern, 1000).Iterator()
 			for iter.Next(ctx) {
@@ -116,7 +146,88 @@ func New(t testing.TB) *Env {
 		}
 		_ = e.RDB.Close()
 	})
-	return e
+}
+
+// ReferenceDatabase creates a database of t's own, runs the Python
+// reference's init.sql in it as the reference's users did (in its public
+// schema), and returns the database's URL. It is dropped when t ends. The
+// file (internal/schema/testdata/reference_init.sql, a copy of the seed's)
+// runs unchanged but for lines this server cannot run: its CREATE EXTENSION
+// when the extension is not installed, and its GRANTs when their role does
+// not exist.
+func ReferenceDatabase(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := schema.EnsureDatabase(ctx, DatabaseURL()); err != nil {
+		t.Fatalf("PostgreSQL at %s is not usable (start it with `make services`): %v", DatabaseURL(), err)
+	}
+	admin := Pool(t, DatabaseURL(), 2)
+	name := "redpg_ref_" + ID()
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(DatabaseURL())
+	if err != nil {
+		t.Fatalf("REDPG_TEST_DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+
+	_, self, _, _ := runtime.Caller(0)
+	path := filepath.Join(filepath.Dir(self), "..", "schema", "testdata", "reference_init.sql")
+	script, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read the reference's init.sql: %v", err)
+	}
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatalf("connect to %s: %v", name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	runnable, err := runnableLines(ctx, conn, string(script))
+	if err != nil {
+		t.Fatalf("inspect the server for the reference's init.sql: %v", err)
+	}
+	if _, err := conn.Exec(ctx, runnable); err != nil { // no arguments: one simple-protocol query, all statements
+		t.Fatalf("run the reference's init.sql: %v", err)
+	}
+	return u.String()
+}
+
+var (
+	extensionLine = regexp.MustCompile(`(?i)^\s*CREATE EXTENSION IF NOT EXISTS "([^"]+)"`)
+	grantLine     = regexp.MustCompile(`(?i)^\s*GRANT .* TO (\w+)\s*;`)
+)
+
+// runnableLines is script without the CREATE EXTENSION lines for
+// extensions the server lacks and the GRANT lines for roles it lacks.
+func runnableLines(ctx context.Context, conn *pgx.Conn, script string) (string, error) {
+	lines := strings.SplitAfter(script, "\n")
+	for i, line := range lines {
+		var query, name string
+		if m := extensionLine.FindStringSubmatch(line); m != nil {
+			query, name = "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)", m[1]
+		} else if m := grantLine.FindStringSubmatch(line); m != nil {
+			query, name = "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", m[1]
+		} else {
+			continue
+		}
+		var ok bool
+		if err := conn.QueryRow(ctx, query, name).Scan(&ok); err != nil {
+			return "", err
+		}
+		if !ok {
+			lines[i] = "-- (not run here) " + line
+		}
+	}
+	return strings.Join(lines, ""), nil
 }
 
 // Pool opens a pool on url that is closed when t ends. Like redpg itself it

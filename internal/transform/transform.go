@@ -21,7 +21,7 @@ type Row struct {
 	City          *string
 	State         *string
 	Country       *string
-	ShippingZone  *string
+	ShippingZone  *int32
 	RawData       []byte // the normalised message, stored as JSONB
 }
 
@@ -33,9 +33,9 @@ func (r *Row) Enriched() bool {
 }
 
 // ToUSDCents converts an amount in a currency to US cents given how many
-// units of that currency one dollar buys: it divides. 1000 JPY at 149.5 JPY
-// per USD is 6.69 USD (the seed multiplied and got 149,500). The rounding
-// is money's: exact, half away from zero, as promotion's SQL does it.
+// units of that currency one dollar buys (currency_rates.rate_to_usd): it
+// divides. 1000 JPY at 149.5 JPY per USD is 6.69 USD (the reference
+// multiplied and got 149,500). The rounding is money's: exact, half away from zero, as promotion's SQL does it.
 func ToUSDCents(cents int64, unitsPerUSD money.Rate) int64 {
 	return money.ToUSDCents(cents, unitsPerUSD)
 }
@@ -64,7 +64,8 @@ func One(o order.Order, snap *lookup.Snapshot) Row {
 // raw_data is carved from large buffers.
 type enricher struct {
 	snap  *lookup.Snapshot
-	strs  []string // per row: product name, category, city, state, country, zone
+	strs  []string // per row: product name, category, city, state, country
+	zones []int32  // per row
 	usd   []int64  // per row
 	arena []byte   // raw_data of consecutive rows
 }
@@ -73,7 +74,7 @@ type enricher struct {
 const arenaSize = 256 << 10
 
 func newEnricher(snap *lookup.Snapshot, rows int) *enricher {
-	return &enricher{snap: snap, strs: make([]string, 6*rows), usd: make([]int64, rows)}
+	return &enricher{snap: snap, strs: make([]string, 5*rows), zones: make([]int32, rows), usd: make([]int64, rows)}
 }
 
 func (e *enricher) enrich(r *Row, o *order.Order, i int) {
@@ -81,7 +82,7 @@ func (e *enricher) enrich(r *Row, o *order.Order, i int) {
 	// Decoding bounds |quantity × unit price| to 1e14 cents (1000 units at
 	// the largest price), so the product fits an int64 and numeric(16,2).
 	r.TotalCents = o.UnitPriceCents * o.Quantity
-	s := e.strs[6*i : 6*i+6 : 6*i+6]
+	s := e.strs[5*i : 5*i+5 : 5*i+5]
 	if p, ok := e.snap.Products[o.ProductID]; ok {
 		s[0], s[1] = p.Name, p.Category
 		r.ProductName, r.Category = &s[0], &s[1]
@@ -91,8 +92,8 @@ func (e *enricher) enrich(r *Row, o *order.Order, i int) {
 		r.TotalUSDCents = &e.usd[i]
 	}
 	if z, ok := e.snap.Zips[o.ZipCode]; ok {
-		s[2], s[3], s[4], s[5] = z.City, z.State, z.Country, z.Zone
-		r.City, r.State, r.Country, r.ShippingZone = &s[2], &s[3], &s[4], &s[5]
+		s[2], s[3], s[4], e.zones[i] = z.City, z.State, z.Country, z.Zone
+		r.City, r.State, r.Country, r.ShippingZone = &s[2], &s[3], &s[4], &e.zones[i]
 	}
 	if need := order.MaxMessageLen(o); cap(e.arena)-len(e.arena) < need {
 		e.arena = make([]byte, 0, max(arenaSize, need))

@@ -19,14 +19,14 @@ func benchSnapshot() *lookup.Snapshot {
 	return &lookup.Snapshot{
 		Version: 1,
 		Products: map[string]lookup.Product{
-			"PROD-001": {Name: "Wireless Mouse", Category: "Electronics", BasePriceCents: 2499},
-			"PROD-002": {Name: "Mechanical Keyboard", Category: "Electronics", BasePriceCents: 8999},
-			"PROD-015": {Name: "Science Fiction Novel", Category: "Books", BasePriceCents: 1299},
+			"PROD-001": {Name: "Laptop Pro 15\"", Category: "Electronics", BasePriceCents: 129999},
+			"PROD-002": {Name: "Wireless Mouse", Category: "Electronics", BasePriceCents: 2999},
+			"PROD-015": {Name: "Backpack", Category: "Accessories", BasePriceCents: 7999},
 		},
 		Currencies: map[string]money.Rate{"USD": money.MustRate("1"), "EUR": money.MustRate("0.92"), "JPY": money.MustRate("149.5")},
 		Zips: map[string]lookup.Zip{
-			"10001": {City: "New York", State: "NY", Country: "US", Zone: "Zone-1"},
-			"94105": {City: "San Francisco", State: "CA", Country: "US", Zone: "Zone-4"},
+			"10001": {City: "New York", State: "NY", Country: "US", Zone: 1},
+			"94102": {City: "San Francisco", State: "CA", Country: "US", Zone: 2},
 		},
 	}
 }
@@ -87,7 +87,7 @@ func FuzzRawDataMatchesMarshal(f *testing.F) {
 func TestRawDataMatchesMarshalForGeneratedOrders(t *testing.T) {
 	snap := benchSnapshot()
 	cat := generate.Catalog{Products: map[string]int64{"PROD-001": 2499, "PROD-002": 8999, "PROD-015": 1299},
-		Currencies: snap.FloatRates(), Zips: []string{"10001", "94105", "99999"}}
+		Currencies: snap.FloatRates(), Zips: []string{"10001", "94102", "99999"}}
 	g, err := generate.New(cat, generate.Config{Seed: 3})
 	require.NoError(t, err)
 	var orders []order.Order

@@ -21,7 +21,7 @@ var snap = &lookup.Snapshot{
 	},
 	Currencies: map[string]money.Rate{"USD": money.MustRate("1"), "JPY": money.MustRate("149.5"), "EUR": money.MustRate("0.92")},
 	Zips: map[string]lookup.Zip{
-		"10001": {City: "New York", State: "NY", Country: "US", Zone: "EAST"},
+		"10001": {City: "New York", State: "NY", Country: "US", Zone: 7},
 	},
 }
 
@@ -89,7 +89,7 @@ func TestOneKnown(t *testing.T) {
 	require.Equal(t, "New York", *r.City)
 	require.Equal(t, "NY", *r.State)
 	require.Equal(t, "US", *r.Country)
-	require.Equal(t, "EAST", *r.ShippingZone)
+	require.Equal(t, int32(7), *r.ShippingZone)
 }
 
 func TestOneUnknown(t *testing.T) {
