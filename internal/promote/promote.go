@@ -33,6 +33,9 @@ type Result struct {
 	Staged   int64    // rows the batch had in staging
 	Promoted []string // order ids inserted into orders
 	Rejected int64    // rows sent to orders_rejected
+	// RejectedBy counts the rejected rows by reason code, for metrics; nil
+	// when none was rejected.
+	RejectedBy map[string]int64
 }
 
 // Duplicates are staged rows that were neither promoted nor rejected: their
@@ -191,6 +194,12 @@ func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID strin
 	res := Result{Staged: int64(len(rows)), Rejected: int64(len(rejects)), Promoted: make([]string, len(valid))}
 	for i := range valid {
 		res.Promoted[i] = valid[i].Order.OrderID
+	}
+	for _, r := range rejects {
+		if res.RejectedBy == nil {
+			res.RejectedBy = map[string]int64{}
+		}
+		res.RejectedBy[r.Reason]++
 	}
 	return res, nil
 }
