@@ -176,7 +176,9 @@ func (s sharedState) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
-	gauge := func(d *prometheus.Desc, v int64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v)) }
+	gauge := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
 	gauge(descQueueDepth, g.QueueDepth)
 	gauge(descInFlight, g.InFlight)
 	gauge(descQuarantined, g.Quarantined)
