@@ -77,6 +77,14 @@ type Config struct {
 	// MaxDeliveries is how many dead workers may have held a message before
 	// it is quarantined and dead-lettered undecoded. Defaults to 10.
 	MaxDeliveries int
+
+	// HTTPAddr is where the dashboard, API and metrics listen (host:port).
+	// Defaults to empty, which means web.DefaultAddr (loopback only).
+	HTTPAddr string
+
+	// HTTPToken, when set, is required by every HTTP endpoint except the
+	// health checks. Defaults to empty: no token.
+	HTTPToken string
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -177,6 +185,11 @@ func (c Config) Validate() error {
 	if c.MaxDeliveries < 1 {
 		errs = append(errs, fmt.Errorf("REDPG_MAX_DELIVERIES %d: must be at least 1", c.MaxDeliveries))
 	}
+	if c.HTTPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("REDPG_HTTP_ADDR %q: want host:port, such as 127.0.0.1:8080", c.HTTPAddr))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -259,6 +272,8 @@ func FromEnv(get func(string) string) (Config, error) {
 	c.RedisCAFile = get("REDIS_TLS_CA_FILE")
 	c.Schema = get("POSTGRES_SCHEMA")
 	c.KeyPrefix = get("REDPG_KEY_PREFIX")
+	c.HTTPAddr = get("REDPG_HTTP_ADDR")
+	c.HTTPToken = get("REDPG_HTTP_TOKEN")
 	intVar := func(name string, dst *int) {
 		if v := get(name); v != "" {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
