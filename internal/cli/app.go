@@ -42,7 +42,12 @@ type app struct {
 	schemaName   string
 	keyPrefix    string
 	logLevel     string
+	logFormat    string
 	usePgBouncer bool
+
+	// timings, if set before open, collects step times and observes
+	// workers (the dashboard's metrics).
+	timings *pipeline.StageTimes
 
 	cfg config.Config
 	log *slog.Logger
@@ -85,7 +90,15 @@ func (a *app) resolve(cmd *cobra.Command) error {
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
 	}
-	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	switch a.logFormat {
+	case "text", "":
+		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
+	case "json":
+		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	default:
+		return usageError{fmt.Errorf("--log-format %q: want text or json", a.logFormat)}
+	}
 	// go-redis logs dial failures itself; route them to debug so a down
 	// server yields our one-line message, not a screenful.
 	redis.SetLogger(redisLogger{a.log})
@@ -131,6 +144,7 @@ func (a *app) open(ctx context.Context) error {
 		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: schema.Tables{Schema: a.cfg.Schema},
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
+		Timings: a.timings,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err

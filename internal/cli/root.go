@@ -40,6 +40,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 	f.StringVar(&a.schemaName, "schema", "", "PostgreSQL schema for redpg's tables (env POSTGRES_SCHEMA; default public)")
 	f.StringVar(&a.keyPrefix, "key-prefix", "", "prefix for every Redis key (env REDPG_KEY_PREFIX; default none)")
 	f.StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	f.StringVar(&a.logFormat, "log-format", "text", "log format: text (for people) or json (one object per line, for machines)")
 
 	root.AddCommand(
 		a.migrateCommand(),
@@ -54,6 +55,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 		a.clearCommand(),
 		a.demoCommand(),
 		a.benchmarkCommand(),
+		a.dashboardCommand(),
 	)
 	return root
 }
