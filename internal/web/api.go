@@ -132,7 +132,9 @@ func (s *server) apiViews(w http.ResponseWriter, r *http.Request) {
 }
 
 // readViews reads the three views. "Today" and the hours are the
-// database's own clock and time zone, as the views were built with.
+// database's own clock and time zone, as the views were built with. Money
+// is selected as text, so ORDER BY names the view's numeric column (v.)
+// rather than the text output column of the same name.
 func readViews(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, t schema.Tables) (Views, error) {
@@ -146,7 +148,7 @@ func readViews(ctx context.Context, db interface {
 		return v, fmt.Errorf("read sales_hourly: %w", err)
 	}
 	rows, err = db.Query(ctx, "SELECT product_id, product_name, category, order_count, units_sold, total_revenue_usd::text FROM "+
-		t.View("product_performance_daily")+" WHERE day = date_trunc('day', now()) ORDER BY total_revenue_usd DESC, product_id LIMIT $1", topProducts)
+		t.View("product_performance_daily")+" v WHERE day = date_trunc('day', now()) ORDER BY v.total_revenue_usd DESC, product_id LIMIT $1", topProducts)
 	if err == nil {
 		v.TopProducts, err = pgx.CollectRows(rows, pgx.RowToStructByPos[ProductDay])
 	}
@@ -154,7 +156,7 @@ func readViews(ctx context.Context, db interface {
 		return v, fmt.Errorf("read product_performance_daily: %w", err)
 	}
 	rows, err = db.Query(ctx, "SELECT shipping_zone, country, order_count, total_revenue_usd::text FROM "+
-		t.View("shipping_zone_stats")+" ORDER BY total_revenue_usd DESC, shipping_zone, country LIMIT $1", maxZones)
+		t.View("shipping_zone_stats")+" v ORDER BY v.total_revenue_usd DESC, shipping_zone, country LIMIT $1", maxZones)
 	if err == nil {
 		v.ShippingZones, err = pgx.CollectRows(rows, pgx.RowToStructByPos[ZoneRevenue])
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,6 +244,18 @@ func TestStatsHaveEveryStatsJSONField(t *testing.T) {
 	require.NotEmpty(t, views.SalesHourly)
 	require.NotEmpty(t, views.TopProducts)
 	require.LessOrEqual(t, len(views.TopProducts), 10)
+	for i := 1; i < len(views.TopProducts); i++ {
+		a, err := strconv.ParseFloat(views.TopProducts[i-1].RevenueUSD, 64)
+		require.NoError(t, err)
+		b, err := strconv.ParseFloat(views.TopProducts[i].RevenueUSD, 64)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, a, b, "top products by revenue, as numbers")
+	}
+	for i := 1; i < len(views.ShippingZones); i++ {
+		a, _ := strconv.ParseFloat(views.ShippingZones[i-1].RevenueUSD, 64)
+		b, _ := strconv.ParseFloat(views.ShippingZones[i].RevenueUSD, 64)
+		require.GreaterOrEqual(t, a, b, "zones by revenue, as numbers")
+	}
 }
 
 type windowsFunc func(context.Context) ([]web.Window, error)
