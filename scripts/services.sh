@@ -10,6 +10,8 @@
 #   bash scripts/services.sh restart-pgbouncer   # stop + start (tests use this
 #                                                # to check reconnection)
 #   bash scripts/services.sh status              # report, change nothing
+#   bash scripts/services.sh browser             # install Chromium for the
+#                                                # dashboard's browser test
 #
 # What "running" means:
 #   PostgreSQL  127.0.0.1:5432 (Debian cluster `<version> main`)
@@ -406,6 +408,17 @@ start_pgbouncer() {
 	log "pgbouncer: started own instance on $PGB_HOST:$PGB_PORT as user $runas (pid $(pgb_pid), config $PGB_INI, log $PGB_LOG)"
 }
 
+# The dashboard's browser test (internal/web) drives headless Chromium;
+# chromium-driver comes along for WebDriver-based tests.
+ensure_browser() {
+	if have chromium && have chromedriver; then
+		log "browser: chromium and chromedriver are installed"
+		return 0
+	fi
+	log "browser: not installed -> installing Debian packages chromium chromium-driver"
+	apt_install chromium chromium-driver
+}
+
 ensure_pgbouncer() {
 	if [ -z "$(pgb_bin)" ]; then
 		log "pgbouncer: not installed -> installing Debian package pgbouncer"
@@ -468,7 +481,9 @@ all | up | start)
 	ensure_postgres
 	ensure_redis
 	ensure_pgbouncer
+	ensure_browser
 	;;
+browser) ensure_browser ;;
 postgres) ensure_postgres ;;
 redis) ensure_redis ;;
 pgbouncer | start-pgbouncer) ensure_pgbouncer ;;

@@ -45,9 +45,14 @@ type app struct {
 	logLevel     string
 	naiveZone    string
 	maxMsgBytes  int
+	logFormat    string
 	usePgBouncer bool
 	// shutdownGrace, when set, is the pipeline's ShutdownGrace (serve).
 	shutdownGrace time.Duration
+
+	// timings, if set before open, collects step times and observes
+	// workers (the dashboard's metrics).
+	timings *pipeline.StageTimes
 
 	cfg config.Config
 	log *slog.Logger
@@ -94,7 +99,15 @@ func (a *app) resolve(cmd *cobra.Command) error {
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
 	}
-	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	switch a.logFormat {
+	case "text", "":
+		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
+	case "json":
+		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	default:
+		return usageError{fmt.Errorf("--log-format %q: want text or json", a.logFormat)}
+	}
 	// go-redis logs dial failures itself; route them to debug so a down
 	// server yields our one-line message, not a screenful.
 	redis.SetLogger(redisLogger{a.log})
@@ -142,6 +155,7 @@ func (a *app) open(ctx context.Context) error {
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
 		Version: version.String(), Message: a.cfg.MessageOptions(),
 		ShutdownGrace: a.shutdownGrace,
+		Timings:       a.timings,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err

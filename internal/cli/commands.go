@@ -362,13 +362,11 @@ func (a *app) statsCommand() *cobra.Command {
 			if err := a.open(cmd.Context()); err != nil {
 				return err
 			}
+			var prev *pipeline.Stats
 			for {
 				s, err := a.pipe.Stats(cmd.Context())
 				if err != nil {
 					return err
-				}
-				if watch && isTerminal(a.stdout) {
-					fmt.Fprint(a.stdout, "\033[H\033[2J")
 				}
 				if asJSON {
 					enc := json.NewEncoder(a.stdout)
@@ -376,8 +374,14 @@ func (a *app) statsCommand() *cobra.Command {
 						return err
 					}
 				} else {
-					printStats(a.stdout, s)
+					var b strings.Builder
+					printStats(&b, s)
+					if watch {
+						printRates(&b, prev, s)
+					}
+					redraw(a.stdout, watch && isTerminal(a.stdout), b.String())
 				}
+				prev = &s
 				if !watch {
 					return nil
 				}

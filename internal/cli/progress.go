@@ -63,8 +63,8 @@ func (p *progress) update(done, total int, waiting int64) {
 	if total > 0 {
 		const width = 30
 		filled := min(width, done*width/max(total, 1))
-		line = fmt.Sprintf("%s [%s%s] %d/%d %3.0f%% %.0f/s", p.label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
-			done, total, 100*float64(done)/float64(total), rate)
+		line = fmt.Sprintf("%s [%s%s] %d/%d %3.0f%% %.0f/s%s", p.label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+			done, total, 100*float64(done)/float64(total), rate, eta(done, total, rate))
 	} else {
 		line = fmt.Sprintf("%s: %d messages, %.0f/s", p.label, done, rate)
 	}
@@ -91,4 +91,17 @@ func (p *progress) done() {
 		fmt.Fprintln(p.w)
 		p.drawn = false
 	}
+}
+
+// eta is " ETA 12s" for the work left at rate, or "" when it is done or
+// the rate is not known yet.
+func eta(done, total int, rate float64) string {
+	if done >= total || done <= 0 || rate <= 0 {
+		return ""
+	}
+	left := time.Duration(float64(total-done) / rate * float64(time.Second))
+	if left >= time.Minute {
+		return " ETA " + left.Round(time.Second).String()
+	}
+	return " ETA " + left.Round(100*time.Millisecond).String()
 }

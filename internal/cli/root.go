@@ -46,6 +46,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 	f.StringVar(&a.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	f.StringVar(&a.naiveZone, "naive-timezone", "", "IANA zone of order timestamps written without one (env REDPG_NAIVE_TIMEZONE; default "+config.DefaultNaiveTimezone+")")
 	f.IntVar(&a.maxMsgBytes, "max-message-bytes", 0, "largest message accepted on every path; larger ones are dead-lettered with their size and first 4 KiB (env REDPG_MAX_MESSAGE_BYTES; default "+strconv.Itoa(config.DefaultMaxMessageBytes)+")")
+	f.StringVar(&a.logFormat, "log-format", "text", "log format: text (for people) or json (one object per line, for machines)")
 
 	root.SetVersionTemplate("redpg {{.Version}}\n")
 	root.AddCommand(
@@ -62,6 +63,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 		a.clearCommand(),
 		a.demoCommand(),
 		a.benchmarkCommand(),
+		a.dashboardCommand(),
 	)
 	return root
 }

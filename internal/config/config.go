@@ -99,6 +99,13 @@ type Config struct {
 	RefreshFallback time.Duration
 	ShutdownTimeout time.Duration
 	LeaderPoll      time.Duration
+	// HTTPAddr is where the dashboard, API and metrics listen (host:port).
+	// Defaults to empty, which means web.DefaultAddr (loopback only).
+	HTTPAddr string
+
+	// HTTPToken, when set, is required by every HTTP endpoint except the
+	// health checks. Defaults to empty: no token.
+	HTTPToken string
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -249,6 +256,11 @@ func (c Config) Validate() error {
 	if c.LeaderPoll > 0 && c.LeaderPoll < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("REDPG_LEADER_POLL %s: must be at least 10ms", c.LeaderPoll))
 	}
+	if c.HTTPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("REDPG_HTTP_ADDR %q: want host:port, such as 127.0.0.1:8080", c.HTTPAddr))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -333,6 +345,8 @@ func FromEnv(get func(string) string) (Config, error) {
 	c.KeyPrefix = get("REDPG_KEY_PREFIX")
 	// A variable that is set must say something: 0 would silently mean
 	// "the default", which is never what whoever wrote it meant.
+	c.HTTPAddr = get("REDPG_HTTP_ADDR")
+	c.HTTPToken = get("REDPG_HTTP_TOKEN")
 	intVar := func(name string, dst *int) {
 		if v := get(name); v != "" {
 			n, err := strconv.Atoi(strings.TrimSpace(v))

@@ -304,6 +304,8 @@ func TestValidate(t *testing.T) {
 		{"message cap too small", func(c *Config) { c.MaxMessageBytes = 1000 }, []string{"REDPG_MAX_MESSAGE_BYTES", "1000"}},
 		{"message cap too large", func(c *Config) { c.MaxMessageBytes = 1 << 30 }, []string{"REDPG_MAX_MESSAGE_BYTES"}},
 		{"several at once", func(c *Config) { c.Workers, c.BatchSize = -1, -1 }, []string{"WORKER_COUNT", "BATCH_SIZE"}},
+		{"HTTP address without a port", func(c *Config) { c.HTTPAddr = "localhost" }, []string{"REDPG_HTTP_ADDR", "host:port"}},
+		{"HTTP address with an empty port", func(c *Config) { c.HTTPAddr = "127.0.0.1:" }, []string{"REDPG_HTTP_ADDR"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -323,6 +325,7 @@ func TestValidate(t *testing.T) {
 	c := good
 	c.DatabaseURL = "host=/tmp dbname=x user=y"
 	c.PgBouncerURL = "postgres://app@pgb:6432/shop"
+	c.HTTPAddr = ":9090"
 	require.NoError(t, c.Validate())
 	require.Equal(t, c.PgBouncerURL, c.WorkerDatabaseURL())
 	require.True(t, strings.HasPrefix(good.DatabaseURL, "postgres://"))
@@ -345,4 +348,14 @@ func TestFromEnvServeSettings(t *testing.T) {
 	require.ErrorContains(t, c.WithDefaults().Validate(), "REDPG_LEADER_POLL")
 	_, err = FromEnv(env(map[string]string{"REDPG_SHUTDOWN_TIMEOUT": "-1s"}))
 	require.ErrorContains(t, err, "REDPG_SHUTDOWN_TIMEOUT")
+}
+
+func TestFromEnvHTTP(t *testing.T) {
+	t.Parallel()
+	c, err := FromEnv(env(map[string]string{"REDPG_HTTP_ADDR": "0.0.0.0:9000", "REDPG_HTTP_TOKEN": "tok"}))
+	require.NoError(t, err)
+	require.Equal(t, "0.0.0.0:9000", c.HTTPAddr)
+	require.Equal(t, "tok", c.HTTPToken)
+	require.Empty(t, Config{}.WithDefaults().HTTPToken, "no token unless one is set")
+	require.Empty(t, Config{}.WithDefaults().HTTPAddr, "empty means web.DefaultAddr, decided by package web")
 }

@@ -18,6 +18,10 @@ type StageTimes struct {
 	// worker's goroutine, so it must be quick. Set it before Run.
 	OnDurable func(promoted []string, at time.Time)
 
+	// Observer, if set, is told of every claim, step and committed batch,
+	// for metrics (see Observer). Set it before Run.
+	Observer Observer
+
 	batches  atomic.Int64
 	received atomic.Int64
 	staged   atomic.Int64
@@ -94,19 +98,52 @@ func (s *StageTimes) add(st step, start time.Time) {
 	if s == nil {
 		return
 	}
-	s.sums[st].Add(int64(time.Since(start)))
+	s.addDur(st, time.Since(start))
 }
 
-// durable records a committed batch and tells OnDurable.
-func (s *StageTimes) durable(received, staged int64, promoted []string) {
+// addDur adds d to one step's sum and tells the Observer.
+func (s *StageTimes) addDur(st step, d time.Duration) {
+	if s == nil {
+		return
+	}
+	s.sums[st].Add(int64(d))
+	if s.Observer != nil {
+		s.Observer.Step(stepNames[st], d)
+	}
+}
+
+// claim records a non-empty claim of n messages that began at start.
+func (s *StageTimes) claim(start time.Time, n int) {
+	if s == nil {
+		return
+	}
+	s.add(stepClaim, start)
+	if s.Observer != nil {
+		s.Observer.Claimed(n)
+	}
+}
+
+// durable records a committed batch and tells OnDurable and the Observer.
+func (s *StageTimes) durable(pr *prepared, out outcome) {
 	if s == nil {
 		return
 	}
 	s.batches.Add(1)
-	s.received.Add(received)
-	s.staged.Add(staged)
-	s.promoted.Add(int64(len(promoted)))
+	s.received.Add(out.counts.Received)
+	s.staged.Add(int64(len(pr.rows)))
+	s.promoted.Add(int64(len(out.promoted)))
+	now := time.Now()
 	if s.OnDurable != nil {
-		s.OnDurable(promoted, time.Now())
+		s.OnDurable(out.promoted, now)
+	}
+	if s.Observer != nil {
+		s.Observer.Durable(DurableBatch{Counts: out.counts, RejectedBy: out.rejectedBy, At: now,
+			OrderTimes: func(yield func(time.Time) bool) {
+				for i := range pr.rows {
+					if !yield(pr.rows[i].Order.OrderTimestamp) {
+						return
+					}
+				}
+			}})
 	}
 }

@@ -155,7 +155,7 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 		}
 		retry.reset()
 		if b != nil {
-			p.cfg.Timings.add(stepClaim, claimed)
+			p.cfg.Timings.claim(claimed, len(b.Messages))
 		}
 		if b == nil {
 			if opts.UntilEmpty {
@@ -287,6 +287,8 @@ type outcome struct {
 	promoted []string
 	rows     []transform.Row // the promoted rows, for the live windows
 	status   string          // ledger status when someone else had decided the batch
+	// rejectedBy counts the batch's dead letters by reason, for metrics.
+	rejectedBy map[string]int64
 }
 
 // handleInHand runs handle so that a shutdown (ctx cancelled) lets the
@@ -360,7 +362,7 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 	if out.status != "" {
 		return ledger.Counts{}, p.settle(ctx, worker, b, out.status)
 	}
-	p.cfg.Timings.durable(out.counts.Received, int64(len(pr.rows)), out.promoted)
+	p.cfg.Timings.durable(pr, out)
 	if err := p.cfg.Hooks.call(ctx, p.cfg.Hooks.AfterCommit, b.ID); err != nil {
 		return ledger.Counts{}, err
 	}
@@ -456,10 +458,11 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 		}
 		if tm != nil {
 			inner = staged.Sub(staging) + time.Since(promoting)
-			tm.sums[stepStage].Add(int64(staged.Sub(staging)))
+			tm.addDur(stepStage, staged.Sub(staging))
 			tm.add(stepPromote, promoting)
 		}
 		out.promoted, out.rows = res.Promoted, res.Rows
+		out.rejectedBy = rejectedBy(pr, res.RejectedBy)
 		out.counts = ledger.Counts{
 			Received:   pr.received,
 			Promoted:   int64(len(res.Promoted)),
@@ -472,7 +475,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 		return h.call(ctx, h.BeforeCommit, batchID)
 	})
 	if tm != nil && err == nil {
-		tm.sums[stepCommit].Add(int64(time.Since(began) - inner))
+		tm.addDur(stepCommit, time.Since(began)-inner)
 	}
 	if errors.Is(err, errDecided) {
 		return out, nil
@@ -531,6 +534,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 			}
 			out.promoted = append(out.promoted, res.Promoted...)
 			out.rows = append(out.rows, res.Rows...)
+			out.rejectedBy = mergeReasons(out.rejectedBy, res)
 			out.counts.Promoted += int64(len(res.Promoted))
 			out.counts.Rejected += res.Rejected
 			out.counts.Duplicates += res.Duplicates()
@@ -550,6 +554,10 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 				}
 			}
 			out.counts.Rejected++
+			if out.rejectedBy == nil {
+				out.rejectedBy = map[string]int64{}
+			}
+			out.rejectedBy[r.Reason]++
 		}
 		return p.record(ctx, tx, batchID, worker, pr.claim, &out)
 	})
@@ -578,6 +586,7 @@ func (p *Pipeline) quarantine(ctx context.Context, worker string, b *queue.Batch
 	if out.status != "" {
 		return ledger.Counts{}, p.settle(ctx, worker, b, out.status)
 	}
+	p.cfg.Timings.durable(pr, out)
 	p.cfg.Logger.Warn("dead-lettered quarantined messages", "worker", worker, "batch", b.ID, "messages", len(b.Messages))
 	return out.counts, p.ack(ctx, worker, b.ID)
 }

@@ -37,6 +37,9 @@ type Result struct {
 	// lookup tables where the snapshot lacked it; Rows[i] is Promoted[i].
 	Rows     []transform.Row
 	Rejected int64 // rows sent to orders_rejected
+	// RejectedBy counts the rejected rows by reason code, for metrics; nil
+	// when none was rejected.
+	RejectedBy map[string]int64
 }
 
 // Duplicates are staged rows that were neither promoted nor rejected: their
@@ -201,6 +204,12 @@ func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID strin
 	res := Result{Staged: int64(len(rows)), Rejected: int64(len(rejects)), Promoted: make([]string, len(valid)), Rows: valid}
 	for i := range valid {
 		res.Promoted[i] = valid[i].Order.OrderID
+	}
+	for _, r := range rejects {
+		if res.RejectedBy == nil {
+			res.RejectedBy = map[string]int64{}
+		}
+		res.RejectedBy[r.Reason]++
 	}
 	return res, nil
 }

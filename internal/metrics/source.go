@@ -1,0 +1,28 @@
+package metrics
+
+import (
+	"context"
+
+	"github.com/redpg/redpg/internal/pipeline"
+)
+
+// FromPipeline reads Gauges from p's Redis state: one atomic reading of the
+// queue's counters and two cardinalities, no PostgreSQL query, so frequent
+// scrapes stay cheap.
+func FromPipeline(p *pipeline.Pipeline) func(context.Context) (Gauges, error) {
+	return func(ctx context.Context) (Gauges, error) {
+		var g Gauges
+		q, err := p.Queue().Snapshot(ctx)
+		if err != nil {
+			return g, err
+		}
+		g.QueueDepth, g.InFlight, g.Quarantined, g.Workers, g.Produced = q.Depth, q.InFlight(), q.Quarantined, q.Workers, q.Produced
+		if g.DedupWindow, err = p.Dedup().Size(ctx); err != nil {
+			return g, err
+		}
+		if g.LookupCache, err = p.Lookups().Size(ctx); err != nil {
+			return g, err
+		}
+		return g, nil
+	}
+}
