@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 14m
 FUZZ_TIME ?= 8s
 
 # Fuzz smoke targets, as <package under ./internal>:<FuzzFunc>. Add more here.
-FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow order:FuzzParseCentsFastMatchesSlow order:FuzzParseQuantityFastMatchesSlow order:FuzzParseTimestampFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact
+FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow order:FuzzParseCentsFastMatchesSlow order:FuzzParseQuantityFastMatchesSlow order:FuzzParseTimestampFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact partition:FuzzParseKeep
 
 .DEFAULT_GOAL := help
 .PHONY: help build test test-race test-short fuzz bench lint demo services clean

@@ -23,6 +23,7 @@ import (
 
 	"github.com/redpg/redpg/internal/config"
 	"github.com/redpg/redpg/internal/keys"
+	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/schema"
 )
@@ -127,8 +128,12 @@ func (a *app) open(ctx context.Context) error {
 	if err := a.openRedis(ctx); err != nil {
 		return err
 	}
+	tables, err := a.tables(ctx)
+	if err != nil {
+		return err
+	}
 	p, err := pipeline.New(pipeline.Config{
-		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: schema.Tables{Schema: a.cfg.Schema},
+		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: tables,
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
 	}, a.pg, a.wpg, a.rdb)
@@ -137,6 +142,15 @@ func (a *app) open(ctx context.Context) error {
 	}
 	a.pipe = p
 	return nil
+}
+
+// tables names the schema's relations, and says whether orders is
+// partitioned, which decides how promotion keeps order ids unique.
+func (a *app) tables(ctx context.Context) (schema.Tables, error) {
+	t := schema.Tables{Schema: a.cfg.Schema}
+	var err error
+	t.Partitioned, err = partition.Detect(ctx, a.pg, t)
+	return t, err
 }
 
 // poolConfig parses a URL for a pool. Every query uses the exec mode, which

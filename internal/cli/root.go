@@ -54,6 +54,8 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 		a.clearCommand(),
 		a.demoCommand(),
 		a.benchmarkCommand(),
+		a.partitionCommand(),
+		a.retentionCommand(),
 	)
 	return root
 }

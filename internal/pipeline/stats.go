@@ -10,6 +10,7 @@ import (
 
 	"github.com/redpg/redpg/internal/dlq"
 	"github.com/redpg/redpg/internal/ledger"
+	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/views"
 )
 
@@ -77,6 +78,7 @@ type Reconciliation struct {
 	InFlight         int64            `json:"in_flight"`
 	Unaccounted      int64            `json:"unaccounted"`
 	ProductionRows   int64            `json:"production_rows"`
+	RetiredRows      int64            `json:"retired_rows"` // rows in partitions `redpg retention` dropped
 	DeadLetters      int64            `json:"dead_letters"`
 	Problems         []string         `json:"problems"`
 }
@@ -141,6 +143,11 @@ func (p *Pipeline) reconcileOnce(ctx context.Context) (Reconciliation, error) {
 		return r, fmt.Errorf("read ledger: %w", err)
 	}
 	r.Promoted, r.Duplicates, r.Rejected = c.Promoted, c.Duplicates, c.Rejected
+	if t.Partitioned {
+		if r.RetiredRows, err = partition.RetiredRows(ctx, p.pg, t); err != nil {
+			return r, fmt.Errorf("read retired partitions: %w", err)
+		}
+	}
 	if r.RejectedByReason, err = dlq.CountByReason(ctx, p.pg, p.cfg.Tables); err != nil {
 		return r, err
 	}
@@ -148,8 +155,8 @@ func (p *Pipeline) reconcileOnce(ctx context.Context) (Reconciliation, error) {
 	if r.Unaccounted != 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d messages unaccounted for (negative: counted twice)", r.Unaccounted))
 	}
-	if r.Promoted != r.ProductionRows {
-		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d promoted but orders holds %d rows", r.Promoted, r.ProductionRows))
+	if r.Promoted != r.ProductionRows+r.RetiredRows {
+		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d promoted but orders holds %d rows (and retention dropped %d)", r.Promoted, r.ProductionRows, r.RetiredRows))
 	}
 	if r.Rejected != r.DeadLetters {
 		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d rejected but orders_rejected holds %d rows", r.Rejected, r.DeadLetters))
