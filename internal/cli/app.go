@@ -35,21 +35,23 @@ type app struct {
 	getenv         func(string) string
 
 	// global flags
-	envFile      string
-	databaseURL  string
-	pgbouncerURL string
-	redisURL     string
-	redisCAFile  string
-	schemaName   string
-	keyPrefix    string
-	logLevel     string
-	usePgBouncer bool
+	envFile         string
+	databaseURL     string
+	readDatabaseURL string
+	pgbouncerURL    string
+	redisURL        string
+	redisCAFile     string
+	schemaName      string
+	keyPrefix       string
+	logLevel        string
+	usePgBouncer    bool
 
 	cfg config.Config
 	log *slog.Logger
 
 	pg   *pgxpool.Pool
 	wpg  *pgxpool.Pool
+	rpg  *pgxpool.Pool // read-only queries; a.pg unless DATABASE_READ_URL is set
 	rdb  *redis.Client
 	pipe *pipeline.Pipeline
 }
@@ -76,6 +78,7 @@ func (a *app) resolve(cmd *cobra.Command) error {
 		}
 	}
 	set("database-url", &cfg.DatabaseURL, a.databaseURL)
+	set("read-database-url", &cfg.ReadDatabaseURL, a.readDatabaseURL)
 	set("pgbouncer-url", &cfg.PgBouncerURL, a.pgbouncerURL)
 	set("redis-url", &cfg.RedisURL, a.redisURL)
 	set("redis-ca-file", &cfg.RedisCAFile, a.redisCAFile)
@@ -136,6 +139,7 @@ func (a *app) open(ctx context.Context) error {
 		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: tables,
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
+		Reader: a.rpg,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err
@@ -190,6 +194,9 @@ func (a *app) openPostgres(ctx context.Context) error {
 	if _, err := schema.Migrate(ctx, a.pg, a.cfg.Schema); err != nil {
 		return fmt.Errorf("apply migrations to schema %s: %w", a.cfg.Schema, err)
 	}
+	if err := a.openReader(ctx); err != nil {
+		return err
+	}
 	a.wpg = a.pg
 	if a.cfg.PgBouncerURL != "" && a.usePgBouncer {
 		wpc, err := poolConfig(a.cfg.PgBouncerURL, int32(a.cfg.Workers)+2)
@@ -212,6 +219,33 @@ func (a *app) openPostgres(ctx context.Context) error {
 		if a.wpg, err = pgxpool.NewWithConfig(ctx, wpc); err != nil {
 			return unreachablePostgres(a.cfg.DatabaseURL, err, "DATABASE_URL")
 		}
+	}
+	return nil
+}
+
+// readerConns is the read pool's size: stats and dashboard reads are a
+// few queries at a time.
+const readerConns = 2
+
+// openReader connects the read-only pool. The reader is never migrated or
+// created: a streaming replica cannot be written, and its schema comes from
+// the primary.
+func (a *app) openReader(ctx context.Context) error {
+	a.rpg = a.pg
+	if a.cfg.ReadDatabaseURL == "" {
+		return nil
+	}
+	pc, err := poolConfig(a.cfg.ReadDatabaseURL, readerConns)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if a.rpg, err = pgxpool.NewWithConfig(ctx, pc); err == nil {
+		err = a.rpg.Ping(cctx)
+	}
+	if err != nil {
+		return unreachablePostgres(a.cfg.ReadDatabaseURL, err, "DATABASE_READ_URL")
 	}
 	return nil
 }
@@ -275,6 +309,9 @@ func short(err error, url string) string {
 func (a *app) close() {
 	if a.wpg != nil && a.wpg != a.pg {
 		a.wpg.Close()
+	}
+	if a.rpg != nil && a.rpg != a.pg {
+		a.rpg.Close()
 	}
 	if a.pg != nil {
 		a.pg.Close()

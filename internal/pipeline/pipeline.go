@@ -57,6 +57,11 @@ type Config struct {
 	// ShutdownGrace is how long a worker may keep working on the batch in
 	// hand after shutdown was requested. Defaults to 10s.
 	ShutdownGrace time.Duration
+	// Reader serves read-only queries (Stats, and dashboards through
+	// Reader()): typically a pool on a streaming replica, so reads take no
+	// capacity from the primary. Nothing is ever written through it.
+	// Defaults to the primary pool.
+	Reader *pgxpool.Pool
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
 	// Hooks are fault-injection points for tests; production code leaves
@@ -171,6 +176,9 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 	if workerPG == nil {
 		workerPG = pg
 	}
+	if cfg.Reader == nil {
+		cfg.Reader = pg
+	}
 	q, err := queue.New(rdb, queue.Config{Keys: cfg.Keys, MaxDepth: cfg.MaxQueueDepth, MaxDeliveries: cfg.MaxDeliveries})
 	if err != nil {
 		return nil, err
@@ -181,6 +189,10 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 		lookups: lookup.New(rdb, pg, lookup.Config{Keys: cfg.Keys, Tables: cfg.Tables, TTL: cfg.CacheTTL}),
 	}, nil
 }
+
+// Reader is the pool for read-only queries: the read replica when one is
+// configured, else the primary.
+func (p *Pipeline) Reader() *pgxpool.Pool { return p.cfg.Reader }
 
 // Queue is the pipeline's ingestion queue.
 func (p *Pipeline) Queue() *queue.Queue { return p.queue }

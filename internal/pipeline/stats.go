@@ -11,6 +11,7 @@ import (
 	"github.com/redpg/redpg/internal/dlq"
 	"github.com/redpg/redpg/internal/ledger"
 	"github.com/redpg/redpg/internal/partition"
+	"github.com/redpg/redpg/internal/pgserver"
 	"github.com/redpg/redpg/internal/views"
 )
 
@@ -33,6 +34,11 @@ type Stats struct {
 	RejectedByReason map[string]int64 `json:"rejected_by_reason"`
 	Views            map[string]int64 `json:"materialized_views"`
 	TakenAt          time.Time        `json:"taken_at"`
+	// The primary's version and, on PostgreSQL 18, io_method.
+	pgserver.Info
+	// ReadReplica is the read server's lag behind the primary, when reads
+	// go to a server of their own (DATABASE_READ_URL).
+	ReadReplica *pgserver.Lag `json:"read_replica,omitempty"`
 }
 
 // Stats gathers the pipeline's counters from Redis and PostgreSQL.
@@ -50,18 +56,33 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 		return s, err
 	}
 	t := p.cfg.Tables
-	err = p.pg.QueryRow(ctx, fmt.Sprintf(`SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), (SELECT count(*) FROM %s),
-		(SELECT count(*) FROM %s), coalesce((SELECT sum(promoted) FROM %[4]s), 0),
-		coalesce((SELECT sum(duplicates) FROM %[4]s), 0), coalesce((SELECT sum(rejected) FROM %[4]s), 0)`,
-		t.Staging(), t.Orders(), t.Rejected(), t.Batches())).
-		Scan(&s.StagingRows, &s.ProductionRows, &s.RejectedRows, &s.Batches, &s.PromotedTotal, &s.DuplicatesTotal, &s.RejectedTotal)
+	// Staging is UNLOGGED, which a replica cannot read; it is tiny anyway.
+	if err := p.pg.QueryRow(ctx, "SELECT count(*) FROM "+t.Staging()).Scan(&s.StagingRows); err != nil {
+		return s, fmt.Errorf("count staging: %w", err)
+	}
+	if s.Info, err = pgserver.Read(ctx, p.pg); err != nil {
+		return s, err
+	}
+	rd := p.cfg.Reader
+	if rd != p.pg {
+		lag, err := pgserver.ReplicaLag(ctx, p.pg, rd)
+		if err != nil {
+			return s, err
+		}
+		s.ReadReplica = &lag
+	}
+	err = rd.QueryRow(ctx, fmt.Sprintf(`SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s),
+		(SELECT count(*) FROM %s), coalesce((SELECT sum(promoted) FROM %[3]s), 0),
+		coalesce((SELECT sum(duplicates) FROM %[3]s), 0), coalesce((SELECT sum(rejected) FROM %[3]s), 0)`,
+		t.Orders(), t.Rejected(), t.Batches())).
+		Scan(&s.ProductionRows, &s.RejectedRows, &s.Batches, &s.PromotedTotal, &s.DuplicatesTotal, &s.RejectedTotal)
 	if err != nil {
 		return s, fmt.Errorf("count tables: %w", err)
 	}
-	if s.RejectedByReason, err = dlq.CountByReason(ctx, p.pg, p.cfg.Tables); err != nil {
+	if s.RejectedByReason, err = dlq.CountByReason(ctx, rd, p.cfg.Tables); err != nil {
 		return s, err
 	}
-	if s.Views, err = views.Counts(ctx, p.pg, t); err != nil {
+	if s.Views, err = views.Counts(ctx, rd, t); err != nil {
 		return s, err
 	}
 	return s, nil
