@@ -153,7 +153,7 @@ func (c *Cluster) StartReplica(t testing.TB) *Cluster {
 	r.Dir = OwnedTempDir(t, r.run, "redpg-pg-replica-")
 	data := filepath.Join(r.Dir, "data")
 	runAs(t, r.run, filepath.Join(c.bin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "root",
-		"-D", data, "-R", "-X", "stream", "--no-sync")
+		"-D", data, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
 	r.start(t, data)
 	return r
 }
