@@ -36,10 +36,14 @@ func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://root@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
 }
 
-// PostgresBin finds the newest installed PostgreSQL server binaries
-// (Debian's /usr/lib/postgresql/<version>/bin).
+// PostgresBin finds the server binaries for test clusters:
+// REDPG_TEST_PG_BIN when set (to run the topology tests on another major
+// version), else the newest under Debian's /usr/lib/postgresql/<version>/bin.
 func PostgresBin(t testing.TB) string {
 	t.Helper()
+	if dir := os.Getenv("REDPG_TEST_PG_BIN"); dir != "" {
+		return dir
+	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
 	if len(dirs) == 0 {
