@@ -12,10 +12,10 @@ TEST_TIMEOUT ?= 14m
 FUZZ_TIME ?= 8s
 
 # Fuzz smoke targets, as <package under ./internal>:<FuzzFunc>. Add more here.
-FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow order:FuzzParseCentsFastMatchesSlow order:FuzzParseQuantityFastMatchesSlow order:FuzzParseTimestampFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact money:FuzzToUSDCents web:FuzzPrintable
+FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow order:FuzzParseCentsFastMatchesSlow order:FuzzParseQuantityFastMatchesSlow order:FuzzParseTimestampFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact money:FuzzToUSDCents web:FuzzPrintable partition:FuzzParseKeep
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-race test-short fuzz bench lint demo services clean
+.PHONY: help build test test-race test-short test-topologies fuzz bench lint demo services clean
 
 help: ## List targets (default goal)
 	@awk 'BEGIN { FS = ":.*?## "; print "Usage: make <target>\n\nTargets:" } \
@@ -28,6 +28,9 @@ test: ## Full test run (CI): race tests, chaos tests (restart the local PostgreS
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -tags chaos -count=1 -p 1 -timeout 10m ./internal/chaos/
 	@$(MAKE) --no-print-directory fuzz
+
+test-topologies: ## Slow topology tests (-tags topologies): own PostgreSQL primary + replica, own PgBouncer with 800 clients
+	$(GO) test -race -tags topologies -count=1 -timeout 15m -run '^TestTopology' ./...
 
 test-race: ## go test -race on all packages (no fuzzing)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -23,6 +23,7 @@ import (
 
 	"github.com/redpg/redpg/internal/config"
 	"github.com/redpg/redpg/internal/keys"
+	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/schema"
 	"github.com/redpg/redpg/internal/version"
@@ -35,18 +36,19 @@ type app struct {
 	getenv         func(string) string
 
 	// global flags
-	envFile      string
-	databaseURL  string
-	pgbouncerURL string
-	redisURL     string
-	redisCAFile  string
-	schemaName   string
-	keyPrefix    string
-	logLevel     string
-	naiveZone    string
-	maxMsgBytes  int
-	logFormat    string
-	usePgBouncer bool
+	envFile         string
+	databaseURL     string
+	readDatabaseURL string
+	pgbouncerURL    string
+	redisURL        string
+	redisCAFile     string
+	schemaName      string
+	keyPrefix       string
+	logLevel        string
+	naiveZone       string
+	maxMsgBytes     int
+	logFormat       string
+	usePgBouncer    bool
 	// shutdownGrace, when set, is the pipeline's ShutdownGrace (serve).
 	shutdownGrace time.Duration
 
@@ -59,6 +61,7 @@ type app struct {
 
 	pg   *pgxpool.Pool
 	wpg  *pgxpool.Pool
+	rpg  *pgxpool.Pool // read-only queries; a.pg unless DATABASE_READ_URL is set
 	rdb  *redis.Client
 	pipe *pipeline.Pipeline
 }
@@ -85,6 +88,7 @@ func (a *app) resolve(cmd *cobra.Command) error {
 		}
 	}
 	set("database-url", &cfg.DatabaseURL, a.databaseURL)
+	set("read-database-url", &cfg.ReadDatabaseURL, a.readDatabaseURL)
 	set("pgbouncer-url", &cfg.PgBouncerURL, a.pgbouncerURL)
 	set("redis-url", &cfg.RedisURL, a.redisURL)
 	set("redis-ca-file", &cfg.RedisCAFile, a.redisCAFile)
@@ -149,19 +153,33 @@ func (a *app) open(ctx context.Context) error {
 	if err := a.openRedis(ctx); err != nil {
 		return err
 	}
+	tables, err := a.tables(ctx)
+	if err != nil {
+		return err
+	}
 	p, err := pipeline.New(pipeline.Config{
-		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: schema.Tables{Schema: a.cfg.Schema},
+		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: tables,
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
 		Version: version.String(), Message: a.cfg.MessageOptions(),
 		ShutdownGrace: a.shutdownGrace,
 		Timings:       a.timings,
+		Reader:        a.rpg,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err
 	}
 	a.pipe = p
 	return nil
+}
+
+// tables names the schema's relations, and says whether orders is
+// partitioned, which decides how promotion keeps order ids unique.
+func (a *app) tables(ctx context.Context) (schema.Tables, error) {
+	t := schema.Tables{Schema: a.cfg.Schema}
+	var err error
+	t.Partitioned, err = partition.Detect(ctx, a.pg, t)
+	return t, err
 }
 
 // poolConfig parses a URL for a pool. Every query uses the exec mode, which
@@ -201,6 +219,9 @@ func (a *app) openPostgres(ctx context.Context) error {
 	if _, err := schema.MigrateWith(ctx, a.pg, a.cfg.Schema, schema.Options{NaiveTimeZone: a.cfg.NaiveTimezone}); err != nil {
 		return fmt.Errorf("apply migrations to schema %s: %w", a.cfg.Schema, err)
 	}
+	if err := a.openReader(ctx); err != nil {
+		return err
+	}
 	a.wpg = a.pg
 	if a.cfg.PgBouncerURL != "" && a.usePgBouncer {
 		wpc, err := poolConfig(a.cfg.PgBouncerURL, int32(a.cfg.Workers)+2)
@@ -223,6 +244,33 @@ func (a *app) openPostgres(ctx context.Context) error {
 		if a.wpg, err = pgxpool.NewWithConfig(ctx, wpc); err != nil {
 			return unreachablePostgres(a.cfg.DatabaseURL, err, "DATABASE_URL")
 		}
+	}
+	return nil
+}
+
+// readerConns is the read pool's size: stats and dashboard reads are a
+// few queries at a time.
+const readerConns = 2
+
+// openReader connects the read-only pool. The reader is never migrated or
+// created: a streaming replica cannot be written, and its schema comes from
+// the primary.
+func (a *app) openReader(ctx context.Context) error {
+	a.rpg = a.pg
+	if a.cfg.ReadDatabaseURL == "" {
+		return nil
+	}
+	pc, err := poolConfig(a.cfg.ReadDatabaseURL, readerConns)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if a.rpg, err = pgxpool.NewWithConfig(ctx, pc); err == nil {
+		err = a.rpg.Ping(cctx)
+	}
+	if err != nil {
+		return unreachablePostgres(a.cfg.ReadDatabaseURL, err, "DATABASE_READ_URL")
 	}
 	return nil
 }
@@ -286,6 +334,9 @@ func short(err error, url string) string {
 func (a *app) close() {
 	if a.wpg != nil && a.wpg != a.pg {
 		a.wpg.Close()
+	}
+	if a.rpg != nil && a.rpg != a.pg {
+		a.rpg.Close()
 	}
 	if a.pg != nil {
 		a.pg.Close()

@@ -445,6 +445,29 @@ func printStats(w io.Writer, s pipeline.Stats) {
 	for _, v := range schema.Views {
 		row(v, s.Views[v])
 	}
+	printServer(w, s)
+}
+
+// printServer adds the PostgreSQL server lines: version, io_method on 18,
+// and the read replica's lag when reads go to one.
+func printServer(w io.Writer, s pipeline.Stats) {
+	fmt.Fprintln(w, "PostgreSQL server")
+	fmt.Fprintf(w, "  %-26s %12s\n", "version", s.Version)
+	if s.IOMethod != "" {
+		fmt.Fprintf(w, "  %-26s %12s\n", "io_method", s.IOMethod)
+	}
+	r := s.ReadReplica
+	switch {
+	case r == nil:
+	case !r.Standby:
+		fmt.Fprintf(w, "  %-26s %12s\n", "read server", "not a standby")
+	default:
+		fmt.Fprintf(w, "  %-26s %12d\n", "replica lag (bytes)", r.Bytes)
+		fmt.Fprintf(w, "  %-26s %12.1f\n", "replica lag (seconds)", r.Seconds)
+		if r.ReplayPaused {
+			fmt.Fprintf(w, "  %-26s %12s\n", "replica replay", "PAUSED")
+		}
+	}
 }
 
 func (a *app) reconcileCommand() *cobra.Command {
@@ -513,7 +536,7 @@ func (a *app) dlqCommand() *cobra.Command {
 				return err
 			}
 			t := schema.Tables{Schema: a.cfg.Schema}
-			letters, err := dlq.List(cmd.Context(), a.pg, t, f)
+			letters, err := dlq.List(cmd.Context(), a.rpg, t, f)
 			if err != nil {
 				return err
 			}
@@ -552,7 +575,7 @@ func (a *app) dlqCommand() *cobra.Command {
 			if err := a.open(cmd.Context()); err != nil {
 				return err
 			}
-			l, err := dlq.Show(cmd.Context(), a.pg, schema.Tables{Schema: a.cfg.Schema}, id)
+			l, err := dlq.Show(cmd.Context(), a.rpg, schema.Tables{Schema: a.cfg.Schema}, id)
 			if err != nil {
 				return err
 			}

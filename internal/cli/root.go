@@ -38,6 +38,7 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 	f := root.PersistentFlags()
 	f.StringVar(&a.envFile, "env-file", ".env", "read settings from this file when the environment lacks them")
 	f.StringVar(&a.databaseURL, "database-url", "", "PostgreSQL URL (env DATABASE_URL, or POSTGRES_HOST/PORT/USER/PASSWORD/DB; default: local server, database "+config.DefaultDatabase+")")
+	f.StringVar(&a.readDatabaseURL, "read-database-url", "", "PostgreSQL URL for read-only queries such as stats, typically a streaming replica (env DATABASE_READ_URL; default: --database-url)")
 	f.StringVar(&a.pgbouncerURL, "pgbouncer-url", "", "PgBouncer URL for workers (env PGBOUNCER_URL or PGBOUNCER_HOST/PGBOUNCER_PORT)")
 	f.StringVar(&a.redisURL, "redis-url", "", "Redis URL, redis:// or rediss:// (env REDIS_URL or REDIS_HOST/REDIS_PORT; default "+config.DefaultRedisURL+")")
 	f.StringVar(&a.redisCAFile, "redis-ca-file", "", "PEM CA bundle to trust for rediss:// (env REDIS_TLS_CA_FILE; default system roots)")
@@ -64,6 +65,8 @@ defaults that work against a local PostgreSQL and Redis with no setup at all.`,
 		a.demoCommand(),
 		a.benchmarkCommand(),
 		a.dashboardCommand(),
+		a.partitionCommand(),
+		a.retentionCommand(),
 	)
 	return root
 }

@@ -38,6 +38,12 @@ type Config struct {
 	// Defaults to empty: workers connect directly.
 	PgBouncerURL string
 
+	// ReadDatabaseURL, when set, is a PostgreSQL URL (typically a streaming
+	// replica) for read-only queries: stats and dashboard reads. Nothing
+	// is ever written through it, and migrations never run there.
+	// Defaults to empty: reads use DatabaseURL.
+	ReadDatabaseURL string
+
 	// RedisURL is the Redis URL (redis:// or rediss://). Defaults to
 	// redis://127.0.0.1:6379/0.
 	RedisURL string
@@ -206,6 +212,11 @@ func (c Config) Validate() error {
 	if _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("DATABASE_URL: %w", err))
 	}
+	if c.ReadDatabaseURL != "" {
+		if _, err := ParseDatabaseURL(c.ReadDatabaseURL); err != nil {
+			errs = append(errs, fmt.Errorf("DATABASE_READ_URL: %w", err))
+		}
+	}
 	if c.PgBouncerURL != "" {
 		if _, err := ParseDatabaseURL(c.PgBouncerURL); err != nil {
 			errs = append(errs, fmt.Errorf("PGBOUNCER_URL: %w", err))
@@ -324,6 +335,7 @@ func FromEnv(get func(string) string) (Config, error) {
 			c.PgBouncerURL = postgresURLFromParts(get, host, port)
 		}
 	}
+	c.ReadDatabaseURL = get("DATABASE_READ_URL")
 	c.RedisURL = get("REDIS_URL")
 	if c.RedisURL == "" && (get("REDIS_HOST") != "" || get("REDIS_PORT") != "" || get("REDIS_DB") != "" ||
 		get("REDIS_USER") != "" || get("REDIS_PASSWORD") != "") {

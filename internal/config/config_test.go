@@ -283,6 +283,7 @@ func TestValidate(t *testing.T) {
 		{"empty database URL", func(c *Config) { c.DatabaseURL = " " }, []string{"DATABASE_URL", "empty"}},
 		{"bad database URL", func(c *Config) { c.DatabaseURL = "postgres://app:s3cret@db:notaport/x" }, []string{"DATABASE_URL"}},
 		{"bad PgBouncer URL", func(c *Config) { c.PgBouncerURL = "mysql://x:s3cret@y:z" }, []string{"PGBOUNCER_URL"}},
+		{"bad read database URL", func(c *Config) { c.ReadDatabaseURL = "postgres://app:s3cret@db:notaport/x" }, []string{"DATABASE_READ_URL"}},
 		{"bad Redis URL", func(c *Config) { c.RedisURL = "http://cache:6379" }, []string{"REDIS_URL"}},
 		{"bad Redis URL with a password", func(c *Config) { c.RedisURL = "redis://u:s3cret@cache:port/0" }, []string{"REDIS_URL"}},
 		{"empty Redis URL", func(c *Config) { c.RedisURL = "" }, []string{"REDIS_URL", "empty"}},
@@ -358,4 +359,22 @@ func TestFromEnvHTTP(t *testing.T) {
 	require.Equal(t, "tok", c.HTTPToken)
 	require.Empty(t, Config{}.WithDefaults().HTTPToken, "no token unless one is set")
 	require.Empty(t, Config{}.WithDefaults().HTTPAddr, "empty means web.DefaultAddr, decided by package web")
+}
+
+// TestReadDatabaseURLFromEnv: DATABASE_READ_URL is taken as it is, with no
+// default: unset, reads use DATABASE_URL.
+func TestReadDatabaseURLFromEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_READ_URL": "postgres://app@replica:5432/shop"}
+	c, err := FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WithDefaults().ReadDatabaseURL != "postgres://app@replica:5432/shop" {
+		t.Fatalf("ReadDatabaseURL = %q", c.ReadDatabaseURL)
+	}
+	c, err = FromEnv(func(string) string { return "" })
+	if err != nil || c.WithDefaults().ReadDatabaseURL != "" {
+		t.Fatalf("unset: %q, %v", c.ReadDatabaseURL, err)
+	}
 }

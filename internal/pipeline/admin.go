@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redpg/redpg/internal/generate"
+	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/views"
 )
@@ -121,7 +125,12 @@ func (p *Pipeline) Clear(ctx context.Context, opts ClearOptions) error {
 			return err
 		}
 		t := p.cfg.Tables
-		if _, err := p.pg.Exec(ctx, fmt.Sprintf("TRUNCATE %s, %s, %s, %s, %s", t.Orders(), t.Staging(), t.Rejected(), t.Batches(), t.Epochs())); err != nil {
+		tables := fmt.Sprintf("%s, %s, %s, %s, %s", t.Orders(), t.Staging(), t.Rejected(), t.Batches(), t.Epochs())
+		if t.Partitioned {
+			// The ledger goes, so do the ids and counts that balance it.
+			tables += ", " + t.OrderIDs() + ", " + pgx.Identifier{t.Schema, partition.RetiredTable}.Sanitize()
+		}
+		if _, err := p.pg.Exec(ctx, "TRUNCATE "+tables); err != nil {
 			return fmt.Errorf("truncate pipeline tables: %w", err)
 		}
 		p.bound.Store(false)
@@ -183,4 +192,33 @@ func unlinkOn(ctx context.Context, rdb redis.Cmdable, pattern string) error {
 		return err
 	}
 	return flush()
+}
+
+// EnsurePartitions creates the monthly partitions of a partitioned orders
+// that the next partition.DefaultAhead months will need, and returns the
+// ones it created. It does nothing when orders is not partitioned.
+func (p *Pipeline) EnsurePartitions(ctx context.Context, now time.Time) ([]string, error) {
+	if !p.cfg.Tables.Partitioned {
+		return nil, nil
+	}
+	return partition.Ensure(ctx, p.pg, p.cfg.Tables, now, partition.DefaultAhead)
+}
+
+// partitionLoop keeps partitions created ahead while workers run: at once,
+// then every partition.EnsureEvery. A failure (the lock not granted in
+// time, say) is logged and tried again at the next tick, months before a
+// partition is due.
+func (p *Pipeline) partitionLoop(ctx context.Context) {
+	for {
+		created, err := p.EnsurePartitions(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("could not create orders partitions ahead; will retry", "err", err, "in", partition.EnsureEvery)
+		}
+		if len(created) > 0 {
+			p.cfg.Logger.Info("created orders partitions", "partitions", created)
+		}
+		if !sleep(ctx, partition.EnsureEvery) {
+			return
+		}
+	}
 }

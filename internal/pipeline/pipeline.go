@@ -82,6 +82,11 @@ type Config struct {
 	// WindowRetention is how far back the live order windows keep order
 	// times. Defaults to window.DefaultRetention (61 minutes).
 	WindowRetention time.Duration
+	// Reader serves read-only queries (Stats, and dashboards through
+	// Reader()): typically a pool on a streaming replica, so reads take no
+	// capacity from the primary. Nothing is ever written through it.
+	// Defaults to the primary pool.
+	Reader *pgxpool.Pool
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
 	// Version is the build each worker registers itself with, so `stats`
@@ -189,6 +194,9 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 	if workerPG == nil {
 		workerPG = pg
 	}
+	if cfg.Reader == nil {
+		cfg.Reader = pg
+	}
 	q, err := queue.New(rdb, queue.Config{Keys: cfg.Keys, MaxDepth: cfg.MaxQueueDepth, MaxDeliveries: cfg.MaxDeliveries})
 	if err != nil {
 		return nil, err
@@ -200,6 +208,10 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 		windows: window.New(rdb, cfg.Keys, cfg.WindowRetention),
 	}, nil
 }
+
+// Reader is the pool for read-only queries: the read replica when one is
+// configured, else the primary.
+func (p *Pipeline) Reader() *pgxpool.Pool { return p.cfg.Reader }
 
 // Queue is the pipeline's ingestion queue.
 func (p *Pipeline) Queue() *queue.Queue { return p.queue }

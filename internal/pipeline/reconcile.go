@@ -9,6 +9,7 @@ import (
 
 	"github.com/redpg/redpg/internal/dlq"
 	"github.com/redpg/redpg/internal/ledger"
+	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/queue"
 )
 
@@ -47,6 +48,7 @@ type Reconciliation struct {
 	InFlight         int64            `json:"in_flight"`
 	Unaccounted      int64            `json:"unaccounted"`
 	ProductionRows   int64            `json:"production_rows"`
+	RetiredRows      int64            `json:"retired_rows"` // rows in partitions `redpg retention` dropped
 	DeadLetters      int64            `json:"dead_letters"`
 	Problems         []string         `json:"problems"`
 }
@@ -119,8 +121,14 @@ func (p *Pipeline) Reconcile(ctx context.Context) (Reconciliation, error) {
 		r.Problems = append(r.Problems, fmt.Sprintf(
 			"%d messages counted by redpg's producers never reached a worker (removed from the queue behind redpg's back, or evicted)", -r.OtherProducers))
 	}
-	if led.allPromoted != r.ProductionRows {
-		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d promoted but orders holds %d rows", led.allPromoted, r.ProductionRows))
+	if p.cfg.Tables.Partitioned {
+		if r.RetiredRows, err = partition.RetiredRows(ctx, p.pg, p.cfg.Tables); err != nil {
+			return r, fmt.Errorf("read retired partitions: %w", err)
+		}
+	}
+	if led.allPromoted != r.ProductionRows+r.RetiredRows {
+		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d promoted but orders holds %d rows (and retention dropped %d)",
+			led.allPromoted, r.ProductionRows, r.RetiredRows))
 	}
 	if led.allRejected != r.DeadLetters {
 		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d rejected but orders_rejected holds %d rows", led.allRejected, r.DeadLetters))

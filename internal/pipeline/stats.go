@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redpg/redpg/internal/dlq"
+	"github.com/redpg/redpg/internal/pgserver"
 	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/views"
 	"github.com/redpg/redpg/internal/window"
@@ -33,6 +34,11 @@ type Stats struct {
 	Views            map[string]int64     `json:"materialized_views"`
 	WorkerList       []queue.WorkerStatus `json:"workers_alive"`
 	TakenAt          time.Time            `json:"taken_at"`
+	// The primary's version and, on PostgreSQL 18, io_method.
+	pgserver.Info
+	// ReadReplica is the read server's lag behind the primary, when reads
+	// go to a server of their own (DATABASE_READ_URL).
+	ReadReplica *pgserver.Lag `json:"read_replica,omitempty"`
 
 	// Windows are the live order windows (last 1, 5 and 60 minutes by
 	// order time), from Redis.
@@ -77,18 +83,33 @@ func (p *Pipeline) Stats(ctx context.Context) (Stats, error) {
 		return s, err
 	}
 	t := p.cfg.Tables
-	err = p.pg.QueryRow(ctx, fmt.Sprintf(`SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), (SELECT count(*) FROM %s),
-		(SELECT count(*) FROM %s), coalesce((SELECT sum(promoted) FROM %[4]s), 0),
-		coalesce((SELECT sum(duplicates) FROM %[4]s), 0), coalesce((SELECT sum(rejected) FROM %[4]s), 0)`,
-		t.Staging(), t.Orders(), t.Rejected(), t.Batches())).
-		Scan(&s.StagingRows, &s.ProductionRows, &s.RejectedRows, &s.Batches, &s.PromotedTotal, &s.DuplicatesTotal, &s.RejectedTotal)
+	// Staging is UNLOGGED, which a replica cannot read; it is tiny anyway.
+	if err := p.pg.QueryRow(ctx, "SELECT count(*) FROM "+t.Staging()).Scan(&s.StagingRows); err != nil {
+		return s, fmt.Errorf("count staging: %w", err)
+	}
+	if s.Info, err = pgserver.Read(ctx, p.pg); err != nil {
+		return s, err
+	}
+	rd := p.cfg.Reader
+	if rd != p.pg {
+		lag, err := pgserver.ReplicaLag(ctx, p.pg, rd)
+		if err != nil {
+			return s, err
+		}
+		s.ReadReplica = &lag
+	}
+	err = rd.QueryRow(ctx, fmt.Sprintf(`SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s),
+		(SELECT count(*) FROM %s), coalesce((SELECT sum(promoted) FROM %[3]s), 0),
+		coalesce((SELECT sum(duplicates) FROM %[3]s), 0), coalesce((SELECT sum(rejected) FROM %[3]s), 0)`,
+		t.Orders(), t.Rejected(), t.Batches())).
+		Scan(&s.ProductionRows, &s.RejectedRows, &s.Batches, &s.PromotedTotal, &s.DuplicatesTotal, &s.RejectedTotal)
 	if err != nil {
 		return s, fmt.Errorf("count tables: %w", err)
 	}
-	if s.RejectedByReason, err = dlq.CountByReason(ctx, p.pg, p.cfg.Tables); err != nil {
+	if s.RejectedByReason, err = dlq.CountByReason(ctx, rd, p.cfg.Tables); err != nil {
 		return s, err
 	}
-	if s.Views, err = views.Counts(ctx, p.pg, t); err != nil {
+	if s.Views, err = views.Counts(ctx, rd, t); err != nil {
 		return s, err
 	}
 	return s, nil

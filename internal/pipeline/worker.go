@@ -104,6 +104,10 @@ func (p *Pipeline) Run(ctx context.Context, opts RunOptions) (ledger.Counts, err
 	bgDone.Add(2)
 	go func() { defer bgDone.Done(); p.heartbeat(bg, ids) }()
 	go func() { defer bgDone.Done(); p.reapLoop(bg) }()
+	if p.cfg.Tables.Partitioned {
+		bgDone.Add(1)
+		go func() { defer bgDone.Done(); p.partitionLoop(bg) }()
+	}
 
 	var totals Totals
 	var wg sync.WaitGroup

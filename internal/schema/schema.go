@@ -58,6 +58,12 @@ func Migrations() ([]Migration, error) {
 // transaction-pooling PgBouncer cannot keep per client.
 type Tables struct {
 	Schema string
+	// Partitioned says orders is partitioned by month of order_timestamp
+	// (`redpg partition`). Its primary key must then include the partition
+	// key, so order ids are kept unique through the OrderIDs registry,
+	// which promotion writes in the same transaction. Callers detect it
+	// once at start-up (package partition).
+	Partitioned bool
 }
 
 func (t Tables) q(name string) string { return pgx.Identifier{t.Schema, name}.Sanitize() }
@@ -67,6 +73,13 @@ func (t Tables) Orders() string { return t.q("orders") }
 
 // OrdersIdent is the production table as an identifier, for COPY.
 func (t Tables) OrdersIdent() pgx.Identifier { return pgx.Identifier{t.Schema, "orders"} }
+
+// OrderIDs is the order id registry of a partitioned orders table: one row
+// per stored order id, under a primary key of its own.
+func (t Tables) OrderIDs() string { return t.q("order_ids") }
+
+// OrderIDsIdent is the registry as an identifier, for COPY.
+func (t Tables) OrderIDsIdent() pgx.Identifier { return pgx.Identifier{t.Schema, "order_ids"} }
 
 // Staging is the UNLOGGED staging table.
 func (t Tables) Staging() string { return t.q("orders_staging") }

@@ -88,6 +88,18 @@ func CopyOrders(ctx context.Context, conn *pgconn.PgConn, table pgx.Identifier, 
 	return tag.RowsAffected(), err
 }
 
+// CopyOrderIDs copies the order ids of rows into table, whose one column is
+// order_id: the registry that keeps order ids unique across the partitions
+// of a partitioned orders table.
+func CopyOrderIDs(ctx context.Context, conn *pgconn.PgConn, table pgx.Identifier, rows []transform.Row) (int64, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	sql := "COPY " + table.Sanitize() + " (order_id) FROM STDIN (FORMAT binary)"
+	tag, err := conn.CopyFrom(ctx, &encoder{idsOnly: true, rows: rows}, sql)
+	return tag.RowsAffected(), err
+}
+
 // Cents encodes a cent amount as an exact numeric with two decimal places,
 // for callers that pass amounts through pgx themselves.
 func Cents(c int64) pgtype.Numeric {
@@ -104,6 +116,7 @@ var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 type encoder struct {
 	batchID string
 	staging bool // staging's columns (Columns), else the orders layout (OrderColumns)
+	idsOnly bool // just order_id, for the order id registry
 	rows    []transform.Row
 	next    int  // next row to encode
 	started bool // header written
@@ -123,6 +136,10 @@ func (e *encoder) Read(p []byte) (int, error) {
 		case !e.started:
 			e.buf = append(e.buf, copyHeader...)
 			e.started = true
+		case e.next < len(e.rows) && e.idsOnly:
+			e.buf = binary.BigEndian.AppendUint16(e.buf, 1)
+			e.buf = appendText(e.buf, e.rows[e.next].Order.OrderID)
+			e.next++
 		case e.next < len(e.rows) && e.staging:
 			e.buf = e.appendStagingRow(e.buf, e.next)
 			e.next++

@@ -13,7 +13,9 @@ import (
 	"github.com/redpg/redpg/internal/generate"
 	"github.com/redpg/redpg/internal/lookup"
 	"github.com/redpg/redpg/internal/order"
+	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/promote"
+	"github.com/redpg/redpg/internal/schema"
 	"github.com/redpg/redpg/internal/stage"
 	"github.com/redpg/redpg/internal/testenv"
 	"github.com/redpg/redpg/internal/transform"
@@ -78,6 +80,22 @@ func BenchmarkCopy(b *testing.B) {
 // ledger row); orders grows by 5000 rows per iteration.
 func BenchmarkCopyPromote(b *testing.B) {
 	env := testenv.New(b)
+	benchCopyPromote(b, env, env.Tables)
+}
+
+// BenchmarkCopyPromotePartitioned is BenchmarkCopyPromote on orders
+// partitioned by month (`redpg partition`): promotion also writes every
+// order id into the order_ids registry.
+func BenchmarkCopyPromotePartitioned(b *testing.B) {
+	env := testenv.New(b)
+	_, err := partition.Convert(context.Background(), env.PG, env.Tables, time.Now(), partition.DefaultAhead)
+	require.NoError(b, err)
+	t := env.Tables
+	t.Partitioned = true
+	benchCopyPromote(b, env, t)
+}
+
+func benchCopyPromote(b *testing.B, env *testenv.Env, t schema.Tables) {
 	ctx := context.Background()
 	src := newBenchSource(b, env)
 	const n = 5000
@@ -89,11 +107,11 @@ func BenchmarkCopyPromote(b *testing.B) {
 		b.StartTimer()
 		var res promote.Result
 		err := pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
-			if _, err := stage.Copy(ctx, tx, env.Tables, "b-bench", rows); err != nil {
+			if _, err := stage.Copy(ctx, tx, t, "b-bench", rows); err != nil {
 				return err
 			}
 			var err error
-			res, err = promote.Batch(ctx, tx, env.Tables, "b-bench", rows)
+			res, err = promote.Batch(ctx, tx, t, "b-bench", rows)
 			return err
 		})
 		require.NoError(b, err)
