@@ -32,8 +32,10 @@ type Config struct {
 	// Defaults to empty: workers connect directly.
 	PgBouncerURL string
 
-	// RedisURL is the Redis URL (redis:// or rediss://). Defaults to
-	// redis://127.0.0.1:6379/0.
+	// RedisURL is the Redis URL: one server (redis:// or rediss://, a
+	// cluster node is detected), a cluster (redis://h1:p1?addr=h2:p2) or a
+	// Sentinel-managed master (redis-sentinel://s1:26379,s2:26379/<master>);
+	// see package redisconn. Defaults to redis://127.0.0.1:6379/0.
 	RedisURL string
 
 	// RedisCAFile is a PEM file of certificate authorities to trust for a
@@ -77,6 +79,16 @@ type Config struct {
 	// MaxDeliveries is how many dead workers may have held a message before
 	// it is quarantined and dead-lettered undecoded. Defaults to 10.
 	MaxDeliveries int
+
+	// RedisWaitReplicas, when positive, makes producers confirm every chunk
+	// they queue with Redis WAIT on that many replicas, so a failover cannot
+	// lose what a producer was told is queued (REDPG_REDIS_WAIT_REPLICAS).
+	// Defaults to 0: replication stays asynchronous.
+	RedisWaitReplicas int
+
+	// RedisWaitTimeout bounds each WAIT (REDPG_REDIS_WAIT_TIMEOUT). Zero
+	// leaves the queue package's default (queue.DefaultWaitTimeout, 1s).
+	RedisWaitTimeout time.Duration
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -150,8 +162,11 @@ func (c Config) Validate() error {
 	if !validIdent(c.Schema) {
 		errs = append(errs, fmt.Errorf("POSTGRES_SCHEMA %q: use lower-case letters, digits and underscores, starting with a letter or underscore", c.Schema))
 	}
-	if strings.ContainsAny(c.KeyPrefix, " \t\r\n*?[]{}") {
-		errs = append(errs, fmt.Errorf("REDPG_KEY_PREFIX %q: must not contain spaces, glob characters or braces", c.KeyPrefix))
+	if strings.ContainsAny(c.KeyPrefix, "{}") {
+		errs = append(errs, fmt.Errorf("REDPG_KEY_PREFIX %q: must not contain braces; redpg adds the Redis Cluster hash tag "+
+			"itself (every key of a deployment is under redpg:{<prefix>orders:ingestion}:, in one slot)", c.KeyPrefix))
+	} else if strings.ContainsAny(c.KeyPrefix, " \t\r\n*?[]") {
+		errs = append(errs, fmt.Errorf("REDPG_KEY_PREFIX %q: must not contain spaces or glob characters", c.KeyPrefix))
 	}
 	if c.Workers < 1 || c.Workers > 1024 {
 		errs = append(errs, fmt.Errorf("WORKER_COUNT %d: must be between 1 and 1024", c.Workers))
@@ -176,6 +191,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDeliveries < 1 {
 		errs = append(errs, fmt.Errorf("REDPG_MAX_DELIVERIES %d: must be at least 1", c.MaxDeliveries))
+	}
+	if c.RedisWaitReplicas < 0 {
+		errs = append(errs, fmt.Errorf("REDPG_REDIS_WAIT_REPLICAS %d: must not be negative", c.RedisWaitReplicas))
+	}
+	if c.RedisWaitTimeout != 0 && c.RedisWaitTimeout < time.Millisecond {
+		errs = append(errs, fmt.Errorf("REDPG_REDIS_WAIT_TIMEOUT %s: must be at least 1ms", c.RedisWaitTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -284,9 +305,11 @@ func FromEnv(get func(string) string) (Config, error) {
 	intVar("MAX_QUEUE_DEPTH", &c.MaxQueueDepth)
 	intVar("REDPG_MAX_ATTEMPTS", &c.MaxAttempts)
 	intVar("REDPG_MAX_DELIVERIES", &c.MaxDeliveries)
+	intVar("REDPG_REDIS_WAIT_REPLICAS", &c.RedisWaitReplicas)
 	durVar("DEDUP_WINDOW_SECONDS", &c.DedupWindow, time.Second)
 	durVar("REDPG_LEASE", &c.Lease, time.Second)
 	durVar("REDPG_CACHE_TTL", &c.CacheTTL, time.Second)
+	durVar("REDPG_REDIS_WAIT_TIMEOUT", &c.RedisWaitTimeout, time.Millisecond)
 	return c, errors.Join(errs...)
 }
 

@@ -157,8 +157,11 @@ func TestFromEnvNumbersAndDurations(t *testing.T) {
 		"WORKER_COUNT": " 8 ", "BATCH_SIZE": "250", "MAX_QUEUE_DEPTH": "1000", "REDPG_MAX_ATTEMPTS": "2",
 		"DEDUP_WINDOW_SECONDS": "3600", "REDPG_LEASE": "90s", "REDPG_CACHE_TTL": "1.5",
 		"POSTGRES_SCHEMA": "tenant_1", "REDPG_KEY_PREFIX": "t1:", "REDIS_TLS_CA_FILE": "/etc/ca.pem",
+		"REDPG_REDIS_WAIT_REPLICAS": "1", "REDPG_REDIS_WAIT_TIMEOUT": "250",
 	}))
 	require.NoError(t, err)
+	require.Equal(t, 1, c.RedisWaitReplicas)
+	require.Equal(t, 250*time.Millisecond, c.RedisWaitTimeout, "a bare number is milliseconds")
 	require.Equal(t, 8, c.Workers)
 	require.Equal(t, 250, c.BatchSize)
 	require.Equal(t, 1000, c.MaxQueueDepth)
@@ -281,6 +284,9 @@ func TestValidate(t *testing.T) {
 		{"schema with SQL", func(c *Config) { c.Schema = "x; drop table y" }, []string{"POSTGRES_SCHEMA"}},
 		{"prefix with a glob", func(c *Config) { c.KeyPrefix = "t*:" }, []string{"REDPG_KEY_PREFIX"}},
 		{"prefix with a space", func(c *Config) { c.KeyPrefix = "a b" }, []string{"REDPG_KEY_PREFIX"}},
+		{"prefix with a hash tag", func(c *Config) { c.KeyPrefix = "{eu}:" }, []string{"REDPG_KEY_PREFIX", "adds the Redis Cluster hash tag"}},
+		{"sentinel URL without a master", func(c *Config) { c.RedisURL = "redis-sentinel://s1:26379" }, []string{"REDIS_URL", "no master name", "redis-sentinel://"}},
+		{"cluster URL with a database", func(c *Config) { c.RedisURL = "redis://n1:7000/2?addr=n2:7001" }, []string{"REDIS_URL", "database 0 only"}},
 		{"no workers", func(c *Config) { c.Workers = -1 }, []string{"WORKER_COUNT", "-1", "between 1 and 1024"}},
 		{"too many workers", func(c *Config) { c.Workers = 5000 }, []string{"WORKER_COUNT"}},
 		{"batch too big", func(c *Config) { c.BatchSize = 100001 }, []string{"BATCH_SIZE", "100001"}},
@@ -289,6 +295,8 @@ func TestValidate(t *testing.T) {
 		{"lease too short", func(c *Config) { c.Lease = time.Millisecond }, []string{"REDPG_LEASE"}},
 		{"cache TTL too short", func(c *Config) { c.CacheTTL = time.Millisecond }, []string{"REDPG_CACHE_TTL"}},
 		{"attempts", func(c *Config) { c.MaxAttempts = -1 }, []string{"REDPG_MAX_ATTEMPTS"}},
+		{"wait replicas", func(c *Config) { c.RedisWaitReplicas = -1 }, []string{"REDPG_REDIS_WAIT_REPLICAS"}},
+		{"wait timeout", func(c *Config) { c.RedisWaitTimeout = time.Microsecond }, []string{"REDPG_REDIS_WAIT_TIMEOUT"}},
 		{"several at once", func(c *Config) { c.Workers, c.BatchSize = -1, -1 }, []string{"WORKER_COUNT", "BATCH_SIZE"}},
 	}
 	for _, tc := range tests {
