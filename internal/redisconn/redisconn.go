@@ -45,6 +45,13 @@ const (
 	Sentinel Topology = "sentinel"
 )
 
+// ClusterStateReload is how old a cluster client's slot map may grow before
+// the next command refreshes it (one CLUSTER SLOTS). go-redis refreshes on
+// MOVED, but a master that died answers nothing, so until the refresh every
+// command for its slots goes to the dead address: go-redis's default of a
+// minute kept workers idle that long after a failover had completed.
+const ClusterStateReload = 2 * time.Second
+
 // Target is a parsed REDIS_URL: what to connect to, before connecting.
 type Target struct {
 	// Topology is what the URL says. A Single target may still open as a
@@ -245,6 +252,7 @@ func Open(ctx context.Context, t *Target, o Options) (redis.UniversalClient, err
 	case Cluster:
 		c := *t.cluster
 		c.PoolSize, c.DialTimeout = cmp.Or(o.PoolSize, c.PoolSize), cmp.Or(o.DialTimeout, c.DialTimeout)
+		c.ClusterStateReloadInterval = ClusterStateReload
 		return ping(ctx, redis.NewClusterClient(&c))
 	case Sentinel:
 		f := *t.failover
@@ -308,6 +316,7 @@ func clusterOptions(s *redis.Options) *redis.ClusterOptions {
 		DialTimeout: s.DialTimeout, ReadTimeout: s.ReadTimeout, WriteTimeout: s.WriteTimeout,
 		PoolSize: s.PoolSize, PoolTimeout: s.PoolTimeout, MinIdleConns: s.MinIdleConns, MaxIdleConns: s.MaxIdleConns,
 		ConnMaxIdleTime: s.ConnMaxIdleTime, ConnMaxLifetime: s.ConnMaxLifetime,
+		ClusterStateReloadInterval: ClusterStateReload,
 	}
 }
 

@@ -64,11 +64,13 @@ func TestClusterFailoverMidRun(t *testing.T) {
 	waitFor(t, 30*time.Second, "the old master to be promoted back", func() bool {
 		return master.info("replication", "role") == "master"
 	})
-	t.Logf("SIGKILL %s at %d committed; %s is master again", now.addr(), at, master.addr())
+	t.Logf("SIGKILL %s at %d committed; %s is master again; %d committed now", now.addr(), at, master.addr(), committed(t, env))
 
+	killed := time.Now()
 	select {
 	case res := <-done:
 		require.NoError(t, res.err)
+		t.Logf("run finished %s after the SIGKILL", time.Since(killed).Round(100*time.Millisecond))
 	case <-ctx.Done():
 		t.Fatalf("the run did not finish after the failovers (%d committed)", committed(t, env))
 	}

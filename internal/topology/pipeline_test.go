@@ -4,6 +4,7 @@ package topology
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,8 @@ func open(t testing.TB, url string, want redisconn.Topology) redis.UniversalClie
 func slowPipeline(t testing.TB, env *testenv.Env, rdb redis.UniversalClient) *pipeline.Pipeline {
 	t.Helper()
 	p, err := pipeline.New(pipeline.Config{
-		Keys: env.Keys, Tables: env.Tables, BatchSize: 200, Lease: 5 * time.Second, IdleWait: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Keys:   env.Keys, Tables: env.Tables, BatchSize: 200, Lease: 5 * time.Second, IdleWait: 100 * time.Millisecond,
 		RedisWaitReplicas: 1, RedisWaitTimeout: 5 * time.Second,
 		Hooks: pipeline.Hooks{BeforeCommit: func(ctx context.Context, _ string) error {
 			select {
@@ -51,6 +53,14 @@ func slowPipeline(t testing.TB, env *testenv.Env, rdb redis.UniversalClient) *pi
 	}, env.PG, env.PG, rdb)
 	require.NoError(t, err)
 	return p
+}
+
+// tWriter sends the pipeline's log to the test's.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // committed is how many messages committed batches hold: progress read
