@@ -10,10 +10,10 @@ TEST_TIMEOUT ?= 14m
 FUZZ_TIME ?= 8s
 
 # Fuzz smoke targets, as <package under ./internal>:<FuzzFunc>. Add more here.
-FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow order:FuzzParseCentsFastMatchesSlow order:FuzzParseQuantityFastMatchesSlow order:FuzzParseTimestampFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact
+FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow order:FuzzParseCentsFastMatchesSlow order:FuzzParseQuantityFastMatchesSlow order:FuzzParseTimestampFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact redisconn:FuzzParse
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-race test-short fuzz bench lint demo services clean
+.PHONY: help build test test-race test-short test-topologies fuzz bench lint demo services clean
 
 help: ## List targets (default goal)
 	@awk 'BEGIN { FS = ":.*?## "; print "Usage: make <target>\n\nTargets:" } \
@@ -29,6 +29,9 @@ test: ## Full test run (CI): race tests, chaos tests (restart the local PostgreS
 
 test-race: ## go test -race on all packages (no fuzzing)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-topologies: ## Redis Cluster and Sentinel failover tests (start their own servers; need redis-sentinel)
+	$(GO) test -tags topology -race -count=1 -timeout 6m ./internal/topology/
 
 test-short: ## Quick tests: go test -short (skips the slow ones)
 	$(GO) test -short -count=1 ./...
@@ -54,6 +57,7 @@ lint: ## gofmt -l (must print nothing) + go vet
 		if [ -n "$$out" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$out"; exit 1; fi; \
 	fi
 	$(GO) vet ./...
+	$(GO) vet -tags topology ./internal/topology/
 
 demo: ## Start services and run the demo pipeline
 	bash scripts/services.sh && $(GO) run ./cmd/redpg demo
