@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 14m
 FUZZ_TIME ?= 8s
 
 # Fuzz smoke targets, as <package under ./internal>:<FuzzFunc>. Add more here.
-FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow order:FuzzParseCentsFastMatchesSlow order:FuzzParseQuantityFastMatchesSlow order:FuzzParseTimestampFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact money:FuzzToUSDCents web:FuzzPrintable partition:FuzzParseKeep
+FUZZ_TARGETS := order:FuzzDecode order:FuzzDecodeFastMatchesSlow order:FuzzParseCentsFastMatchesSlow order:FuzzParseQuantityFastMatchesSlow order:FuzzParseTimestampFastMatchesSlow transform:FuzzRawDataMatchesMarshal config:FuzzParseDotEnv config:FuzzRedact money:FuzzToUSDCents web:FuzzPrintable partition:FuzzParseKeep redisconn:FuzzParse
 
 .DEFAULT_GOAL := help
 .PHONY: help build test test-race test-short test-topologies fuzz bench lint demo services clean
@@ -29,8 +29,9 @@ test: ## Full test run (CI): race tests, chaos tests (restart the local PostgreS
 	$(GO) test -tags chaos -count=1 -p 1 -timeout 10m ./internal/chaos/
 	@$(MAKE) --no-print-directory fuzz
 
-test-topologies: ## Slow topology tests (-tags topologies): own PostgreSQL primary + replica, own PgBouncer with 800 clients
-	$(GO) test -race -tags topologies -count=1 -timeout 15m -run '^TestTopology' ./...
+test-topologies: ## Slow topology tests (-tags topology), each starting its own servers: PostgreSQL primary + replica, PgBouncer with 800 clients, Redis Cluster and Sentinel failover
+	$(GO) test -race -tags topology -count=1 -timeout 15m -run '^TestTopology' ./internal/pipeline/ ./internal/cli/
+	$(GO) test -race -tags topology -count=1 -timeout 8m ./internal/topology/
 
 test-race: ## go test -race on all packages (no fuzzing)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -59,6 +60,8 @@ lint: ## gofmt -l (must print nothing) + go vet
 		if [ -n "$$out" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$out"; exit 1; fi; \
 	fi
 	$(GO) vet ./...
+	$(GO) vet -tags topology ./...
+	$(GO) vet -tags chaos ./...
 
 demo: ## Start services and run the demo pipeline, steps 3-4 by redpg serve in-process
 	bash scripts/services.sh && $(GO) run ./cmd/redpg demo --serve

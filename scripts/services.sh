@@ -15,7 +15,8 @@
 #
 # What "running" means:
 #   PostgreSQL  127.0.0.1:5432 (Debian cluster `<version> main`)
-#   Redis       127.0.0.1:6379 (throw-away: no RDB, no AOF)
+#   Redis       127.0.0.1:6379 (throw-away: no RDB, no AOF); redis-sentinel
+#               installed (not started: the topology tests start their own)
 #   PgBouncer   127.0.0.1:6432, OUR OWN instance (not the Debian service),
 #               config/log/pidfile/socket in $REDPG_PGBOUNCER_DIR
 #               (default /tmp/redpg-pgbouncer), pool_mode=transaction,
@@ -190,6 +191,16 @@ ensure_postgres() {
 
 redis_ok() {
 	have redis-cli && [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
+}
+
+# The topology tests (make test-topologies) start their own Sentinels; only
+# the binary is needed, from the Debian package redis-sentinel.
+ensure_redis_sentinel() {
+	if have redis-sentinel; then
+		return 0
+	fi
+	log "redis-sentinel: not installed -> installing Debian package redis-sentinel"
+	apt_install redis-sentinel
 }
 
 ensure_redis() {
@@ -480,12 +491,16 @@ case "$cmd" in
 all | up | start)
 	ensure_postgres
 	ensure_redis
+	ensure_redis_sentinel
 	ensure_pgbouncer
 	ensure_browser
 	;;
 browser) ensure_browser ;;
 postgres) ensure_postgres ;;
-redis) ensure_redis ;;
+redis)
+	ensure_redis
+	ensure_redis_sentinel
+	;;
 pgbouncer | start-pgbouncer) ensure_pgbouncer ;;
 stop-pgbouncer) stop_pgbouncer ;;
 restart-pgbouncer)

@@ -23,6 +23,7 @@ import (
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/queue"
+	"github.com/redpg/redpg/internal/redisconn"
 	"github.com/redpg/redpg/internal/schema"
 	"github.com/redpg/redpg/internal/stage"
 	"github.com/redpg/redpg/internal/transform"
@@ -194,23 +195,20 @@ func (r *runner) cleanup(ctx context.Context) error {
 			break
 		}
 	}
-	iter := r.cfg.Redis.Scan(ctx, 0, r.keys.Prefix+"*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == 1000 {
-			err = errors.Join(err, r.cfg.Redis.Unlink(ctx, batch...).Err())
-			batch = batch[:0]
-		}
-	}
-	err = errors.Join(err, iter.Err())
-	if len(batch) > 0 {
-		err = errors.Join(err, r.cfg.Redis.Unlink(ctx, batch...).Err())
+	// The run's own keys start with its prefix; the keys of its two
+	// deployments live in their namespaces. Every master of a cluster is
+	// scanned.
+	for _, pattern := range []string{r.keys.Prefix + "*", r.keys.Pattern(), r.enqueueKeys().Pattern()} {
+		err = errors.Join(err, redisconn.UnlinkMatching(ctx, r.cfg.Redis, pattern))
 	}
 	if err != nil {
 		return fmt.Errorf("clean up schema %s and keys %s*: %w", r.tables.Schema, r.keys.Prefix, err)
 	}
 	return nil
 }
+
+// enqueueKeys is the deployment the producer-alone baseline pushes into.
+func (r *runner) enqueueKeys() keys.Space { return keys.Space{Prefix: r.keys.Prefix + "enqueue:"} }
 
 // checkpoint flushes dirty buffers so that a checkpoint triggered by an
 // earlier phase's writes does not land in the next measurement. It needs
@@ -324,7 +322,7 @@ func (r *runner) baselines(ctx context.Context) error {
 func (r *runner) enqueueAlone(ctx context.Context, payloads [][]byte) error {
 	n := len(payloads)
 	for _, withGenerate := range []bool{false, true} {
-		ks := keys.Space{Prefix: r.keys.Prefix + "enqueue:"}
+		ks := r.enqueueKeys()
 		q, err := queue.New(r.cfg.Redis, queue.Config{Keys: ks, MaxDepth: n + 1})
 		if err != nil {
 			return err

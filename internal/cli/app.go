@@ -25,6 +25,7 @@ import (
 	"github.com/redpg/redpg/internal/keys"
 	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/pipeline"
+	"github.com/redpg/redpg/internal/redisconn"
 	"github.com/redpg/redpg/internal/schema"
 	"github.com/redpg/redpg/internal/version"
 )
@@ -62,7 +63,7 @@ type app struct {
 	pg   *pgxpool.Pool
 	wpg  *pgxpool.Pool
 	rpg  *pgxpool.Pool // read-only queries; a.pg unless DATABASE_READ_URL is set
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	pipe *pipeline.Pipeline
 }
 
@@ -162,9 +163,10 @@ func (a *app) open(ctx context.Context) error {
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
 		Version: version.String(), Message: a.cfg.MessageOptions(),
-		ShutdownGrace: a.shutdownGrace,
-		Timings:       a.timings,
-		Reader:        a.rpg,
+		ShutdownGrace:     a.shutdownGrace,
+		Timings:           a.timings,
+		Reader:            a.rpg,
+		RedisWaitReplicas: a.cfg.RedisWaitReplicas, RedisWaitTimeout: a.cfg.RedisWaitTimeout,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err
@@ -276,37 +278,36 @@ func (a *app) openReader(ctx context.Context) error {
 }
 
 func (a *app) openRedis(ctx context.Context) error {
-	opt, err := config.ParseRedisURL(a.cfg.RedisURL)
+	target, err := config.ParseRedisURL(a.cfg.RedisURL)
 	if err != nil {
 		return usageError{err}
 	}
+	if a.cfg.RedisCAFile != "" && !target.TLS() {
+		return usageError{fmt.Errorf("REDIS_TLS_CA_FILE is set but REDIS_URL %s does not use TLS (rediss:// or rediss-sentinel://)", config.Redact(a.cfg.RedisURL))}
+	}
 	if a.cfg.RedisCAFile != "" {
-		if opt.TLSConfig == nil {
-			return usageError{fmt.Errorf("REDIS_TLS_CA_FILE is set but REDIS_URL %s is not rediss://", config.Redact(a.cfg.RedisURL))}
-		}
 		pem, err := os.ReadFile(a.cfg.RedisCAFile)
 		if err != nil {
 			return usageError{fmt.Errorf("REDIS_TLS_CA_FILE: %w", err)}
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 			return usageError{fmt.Errorf("REDIS_TLS_CA_FILE %s holds no PEM certificate", a.cfg.RedisCAFile)}
 		}
-		opt.TLSConfig.RootCAs = pool
 	}
-	opt.PoolSize = max(10, 2*a.cfg.Workers+4)
-	opt.DialTimeout = connectTimeout
-	a.rdb = redis.NewClient(opt)
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	if err := a.rdb.Ping(cctx).Err(); err != nil {
+	a.rdb, err = redisconn.Open(cctx, target, redisconn.Options{
+		CAFile: a.cfg.RedisCAFile, PoolSize: max(10, 2*a.cfg.Workers+4), DialTimeout: connectTimeout,
+	})
+	if err != nil {
 		if msg := err.Error(); strings.Contains(msg, "WRONGPASS") || strings.Contains(msg, "NOAUTH") || strings.Contains(msg, "NOPERM") {
 			return fmt.Errorf("Redis at %s refused the credentials: %s — check the user and password in REDIS_URL",
-				config.RedisAddr(a.cfg.RedisURL), short(err, a.cfg.RedisURL))
+				target, short(err, a.cfg.RedisURL))
 		}
 		return fmt.Errorf("cannot reach Redis at %s: %s — start it (redis-server --daemonize yes, or `make services`) or set REDIS_URL",
-			config.RedisAddr(a.cfg.RedisURL), short(err, a.cfg.RedisURL))
+			target, short(err, a.cfg.RedisURL))
 	}
+	a.log.Debug("connected to Redis", "at", target.String(), "topology", string(target.Topology))
 	return nil
 }
 

@@ -69,9 +69,17 @@ func TestBenchmarkSmoke(t *testing.T) {
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	left, _, err := rdb.Scan(ctx, 0, res.KeyPrefix+"*", 1000).Result()
-	require.NoError(t, err)
-	require.Empty(t, left, "keys under %s were not removed", res.KeyPrefix)
+	// Its queues start with the prefix; the rest of its deployments' keys
+	// are in their namespaces, redpg:{<prefix>...}:.
+	for _, pattern := range []string{res.KeyPrefix + "*", "redpg:{" + res.KeyPrefix + "*"} {
+		var left []string
+		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			left = append(left, iter.Val())
+		}
+		require.NoError(t, iter.Err())
+		require.Empty(t, left, "keys matching %s were not removed", pattern)
+	}
 }
 
 // TestBenchmarkCancelledCleansUp interrupts a benchmark early and checks

@@ -1,4 +1,4 @@
-//go:build topologies
+//go:build topology
 
 package cli_test
 

@@ -44,8 +44,10 @@ type Config struct {
 	// Defaults to empty: reads use DatabaseURL.
 	ReadDatabaseURL string
 
-	// RedisURL is the Redis URL (redis:// or rediss://). Defaults to
-	// redis://127.0.0.1:6379/0.
+	// RedisURL is the Redis URL: one server (redis:// or rediss://, a
+	// cluster node is detected), a cluster (redis://h1:p1?addr=h2:p2) or a
+	// Sentinel-managed master (redis-sentinel://s1:26379,s2:26379/<master>);
+	// see package redisconn. Defaults to redis://127.0.0.1:6379/0.
 	RedisURL string
 
 	// RedisCAFile is a PEM file of certificate authorities to trust for a
@@ -112,6 +114,15 @@ type Config struct {
 	// HTTPToken, when set, is required by every HTTP endpoint except the
 	// health checks. Defaults to empty: no token.
 	HTTPToken string
+	// RedisWaitReplicas, when positive, makes producers confirm every chunk
+	// they queue with Redis WAIT on that many replicas, so a failover cannot
+	// lose what a producer was told is queued (REDPG_REDIS_WAIT_REPLICAS).
+	// Defaults to 0: replication stays asynchronous.
+	RedisWaitReplicas int
+
+	// RedisWaitTimeout bounds each WAIT (REDPG_REDIS_WAIT_TIMEOUT). Zero
+	// leaves the queue package's default (queue.DefaultWaitTimeout, 1s).
+	RedisWaitTimeout time.Duration
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -228,8 +239,11 @@ func (c Config) Validate() error {
 	if !validIdent(c.Schema) {
 		errs = append(errs, fmt.Errorf("POSTGRES_SCHEMA %q: use lower-case letters, digits and underscores, starting with a letter or underscore", c.Schema))
 	}
-	if strings.ContainsAny(c.KeyPrefix, " \t\r\n*?[]{}") {
-		errs = append(errs, fmt.Errorf("REDPG_KEY_PREFIX %q: must not contain spaces, glob characters or braces", c.KeyPrefix))
+	if strings.ContainsAny(c.KeyPrefix, "{}") {
+		errs = append(errs, fmt.Errorf("REDPG_KEY_PREFIX %q: must not contain braces; redpg adds the Redis Cluster hash tag "+
+			"itself (every key of a deployment is under redpg:{<prefix>orders:ingestion}:, in one slot)", c.KeyPrefix))
+	} else if strings.ContainsAny(c.KeyPrefix, " \t\r\n*?[]") {
+		errs = append(errs, fmt.Errorf("REDPG_KEY_PREFIX %q: must not contain spaces or glob characters", c.KeyPrefix))
 	}
 	if c.Workers < 1 || c.Workers > 1024 {
 		errs = append(errs, fmt.Errorf("WORKER_COUNT %d: must be between 1 and 1024", c.Workers))
@@ -271,6 +285,12 @@ func (c Config) Validate() error {
 		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
 			errs = append(errs, fmt.Errorf("REDPG_HTTP_ADDR %q: want host:port, such as 127.0.0.1:8080", c.HTTPAddr))
 		}
+	}
+	if c.RedisWaitReplicas < 0 {
+		errs = append(errs, fmt.Errorf("REDPG_REDIS_WAIT_REPLICAS %d: must not be negative", c.RedisWaitReplicas))
+	}
+	if c.RedisWaitTimeout != 0 && c.RedisWaitTimeout < time.Millisecond {
+		errs = append(errs, fmt.Errorf("REDPG_REDIS_WAIT_TIMEOUT %s: must be at least 1ms", c.RedisWaitTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -355,10 +375,11 @@ func FromEnv(get func(string) string) (Config, error) {
 	c.RedisCAFile = get("REDIS_TLS_CA_FILE")
 	c.Schema = get("POSTGRES_SCHEMA")
 	c.KeyPrefix = get("REDPG_KEY_PREFIX")
-	// A variable that is set must say something: 0 would silently mean
-	// "the default", which is never what whoever wrote it meant.
 	c.HTTPAddr = get("REDPG_HTTP_ADDR")
 	c.HTTPToken = get("REDPG_HTTP_TOKEN")
+	// A count or duration that is set must say something: 0 would silently
+	// mean "the default", which is never what whoever wrote it meant. Only
+	// REDPG_REDIS_WAIT_REPLICAS, where 0 means "do not wait", takes 0.
 	intVar := func(name string, dst *int) {
 		if v := get(name); v != "" {
 			n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -366,7 +387,7 @@ func FromEnv(get func(string) string) (Config, error) {
 				errs = append(errs, fmt.Errorf("%s=%q: not a whole number", name, v))
 				return
 			}
-			if n < 1 {
+			if n < 1 && !(n == 0 && name == "REDPG_REDIS_WAIT_REPLICAS") {
 				errs = append(errs, fmt.Errorf("%s=%q: must be at least 1 (unset it for the default)", name, v))
 				return
 			}
@@ -401,6 +422,11 @@ func FromEnv(get func(string) string) (Config, error) {
 	durVar("REDPG_REFRESH_FALLBACK", &c.RefreshFallback, time.Second)
 	durVar("REDPG_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, time.Second)
 	durVar("REDPG_LEADER_POLL", &c.LeaderPoll, time.Second)
+	intVar("REDPG_REDIS_WAIT_REPLICAS", &c.RedisWaitReplicas)
+	durVar("DEDUP_WINDOW_SECONDS", &c.DedupWindow, time.Second)
+	durVar("REDPG_LEASE", &c.Lease, time.Second)
+	durVar("REDPG_CACHE_TTL", &c.CacheTTL, time.Second)
+	durVar("REDPG_REDIS_WAIT_TIMEOUT", &c.RedisWaitTimeout, time.Millisecond)
 	return c, errors.Join(errs...)
 }
 

@@ -158,6 +158,7 @@ func TestFromEnvNumbersAndDurations(t *testing.T) {
 		"DEDUP_WINDOW_SECONDS": "3600", "REDPG_LEASE": "90s", "REDPG_CACHE_TTL": "1.5",
 		"POSTGRES_SCHEMA": "tenant_1", "REDPG_KEY_PREFIX": "t1:", "REDIS_TLS_CA_FILE": "/etc/ca.pem",
 		"REDPG_NAIVE_TIMEZONE": " America/New_York ", "REDPG_MAX_MESSAGE_BYTES": "1048576",
+		"REDPG_REDIS_WAIT_REPLICAS": "1", "REDPG_REDIS_WAIT_TIMEOUT": "250",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "America/New_York", c.NaiveTimezone)
@@ -165,6 +166,8 @@ func TestFromEnvNumbersAndDurations(t *testing.T) {
 	opt := c.WithDefaults().MessageOptions()
 	require.Equal(t, "America/New_York", opt.NaiveZone.String())
 	require.Equal(t, 1<<20, opt.MaxBytes)
+	require.Equal(t, 1, c.RedisWaitReplicas)
+	require.Equal(t, 250*time.Millisecond, c.RedisWaitTimeout, "a bare number is milliseconds")
 	require.Equal(t, 8, c.Workers)
 	require.Equal(t, 250, c.BatchSize)
 	require.Equal(t, 1000, c.MaxQueueDepth)
@@ -292,6 +295,9 @@ func TestValidate(t *testing.T) {
 		{"schema with SQL", func(c *Config) { c.Schema = "x; drop table y" }, []string{"POSTGRES_SCHEMA"}},
 		{"prefix with a glob", func(c *Config) { c.KeyPrefix = "t*:" }, []string{"REDPG_KEY_PREFIX"}},
 		{"prefix with a space", func(c *Config) { c.KeyPrefix = "a b" }, []string{"REDPG_KEY_PREFIX"}},
+		{"prefix with a hash tag", func(c *Config) { c.KeyPrefix = "{eu}:" }, []string{"REDPG_KEY_PREFIX", "adds the Redis Cluster hash tag"}},
+		{"sentinel URL without a master", func(c *Config) { c.RedisURL = "redis-sentinel://s1:26379" }, []string{"REDIS_URL", "no master name", "redis-sentinel://"}},
+		{"cluster URL with a database", func(c *Config) { c.RedisURL = "redis://n1:7000/2?addr=n2:7001" }, []string{"REDIS_URL", "database 0 only"}},
 		{"no workers", func(c *Config) { c.Workers = -1 }, []string{"WORKER_COUNT", "-1", "between 1 and 1024"}},
 		{"too many workers", func(c *Config) { c.Workers = 5000 }, []string{"WORKER_COUNT"}},
 		{"batch too big", func(c *Config) { c.BatchSize = 100001 }, []string{"BATCH_SIZE", "100001"}},
@@ -304,6 +310,8 @@ func TestValidate(t *testing.T) {
 		{"naive zone Local", func(c *Config) { c.NaiveTimezone = "Local" }, []string{"REDPG_NAIVE_TIMEZONE", "Local"}},
 		{"message cap too small", func(c *Config) { c.MaxMessageBytes = 1000 }, []string{"REDPG_MAX_MESSAGE_BYTES", "1000"}},
 		{"message cap too large", func(c *Config) { c.MaxMessageBytes = 1 << 30 }, []string{"REDPG_MAX_MESSAGE_BYTES"}},
+		{"wait replicas", func(c *Config) { c.RedisWaitReplicas = -1 }, []string{"REDPG_REDIS_WAIT_REPLICAS"}},
+		{"wait timeout", func(c *Config) { c.RedisWaitTimeout = time.Microsecond }, []string{"REDPG_REDIS_WAIT_TIMEOUT"}},
 		{"several at once", func(c *Config) { c.Workers, c.BatchSize = -1, -1 }, []string{"WORKER_COUNT", "BATCH_SIZE"}},
 		{"HTTP address without a port", func(c *Config) { c.HTTPAddr = "localhost" }, []string{"REDPG_HTTP_ADDR", "host:port"}},
 		{"HTTP address with an empty port", func(c *Config) { c.HTTPAddr = "127.0.0.1:" }, []string{"REDPG_HTTP_ADDR"}},

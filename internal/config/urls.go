@@ -8,7 +8,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
+
+	"github.com/redpg/redpg/internal/redisconn"
 )
 
 // ParseDatabaseURL checks a PostgreSQL URL or keyword/value string the way
@@ -45,16 +46,18 @@ func authority(s string) string {
 	return rest
 }
 
-// ParseRedisURL checks a redis:// or rediss:// URL.
-func ParseRedisURL(s string) (*redis.Options, error) {
+// ParseRedisURL checks a REDIS_URL in any of the forms package redisconn
+// reads: one server, a cluster, or a Sentinel-managed master.
+func ParseRedisURL(s string) (*redisconn.Target, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("empty")
 	}
-	opt, err := redis.ParseURL(s)
+	t, err := redisconn.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("cannot parse %s: %s", Redact(s), RedactIn(err.Error(), s))
+		return nil, fmt.Errorf("cannot parse %s: %s (forms: redis://host:port/db, redis://h1:p1?addr=h2:p2 for a cluster, "+
+			"redis-sentinel://s1:26379,s2:26379/<master>[/db] for Sentinel; rediss for TLS)", Redact(s), RedactIn(err.Error(), s))
 	}
-	return opt, nil
+	return t, nil
 }
 
 // Redact returns s with any password replaced by "xxxxx", for logs, errors
@@ -65,7 +68,7 @@ func Redact(s string) string {
 	if u, err := url.Parse(s); err == nil && (u.User != nil || u.Scheme != "" && u.Opaque == "") {
 		q := u.Query()
 		changed := false
-		for _, k := range []string{"password", "sslpassword"} {
+		for _, k := range []string{"password", "sslpassword", "sentinel_password"} {
 			if q.Has(k) {
 				q.Set(k, "xxxxx")
 				changed = true
@@ -116,8 +119,8 @@ func RedactIn(msg, rawURL string) string {
 
 // RedisAddr describes where a Redis URL points, without credentials.
 func RedisAddr(s string) string {
-	if opt, err := redis.ParseURL(s); err == nil {
-		return fmt.Sprintf("%s db %d", opt.Addr, opt.DB)
+	if t, err := redisconn.Parse(s); err == nil {
+		return t.String()
 	}
 	return Redact(s)
 }

@@ -79,6 +79,8 @@ func TestRedactKeepsTheRest(t *testing.T) {
 		{"host=h user=u password=s3cret dbname=db", "host=h user=u password=xxxxx dbname=db"},
 		{"postgres://u@h/db", "postgres://u@h/db"},
 		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"redis-sentinel://:s3cret@s1:26379,s2:26379/m?sentinel_password=s3cret", "redis-sentinel://:xxxxx@s1:26379,s2:26379/m?sentinel_password=xxxxx"},
+		{"redis://u:s3cret@n1:7000?addr=n2:7001", "redis://u:xxxxx@n1:7000?addr=n2:7001"},
 		{"host=/tmp dbname=db", "host=/tmp dbname=db"},
 		{"", ""},
 	}
@@ -122,6 +124,8 @@ func TestAddrs(t *testing.T) {
 		{PostgresAddr("host=/var/run/postgresql port=5432 user=app password=s3cret dbname=shop"), "socket /var/run/postgresql/.s.PGSQL.5432 database shop user app"},
 		{RedisAddr("rediss://user:s3cret@cache:6380/2"), "cache:6380 db 2"},
 		{RedisAddr("redis://:s3cret@cache"), "cache:6379 db 0"},
+		{RedisAddr("redis://:s3cret@n1:7000?addr=n2:7001"), "cluster n1:7000,n2:7001"},
+		{RedisAddr("redis-sentinel://:s3cret@s1:26379,s2:26379/orders/1"), `master "orders" via sentinels s1:26379,s2:26379 db 1`},
 	}
 	for _, tc := range tests {
 		require.Equal(t, tc.want, tc.got)
@@ -164,9 +168,14 @@ func TestParseURLErrorsHidePasswords(t *testing.T) {
 	cfg, err = ParseDatabaseURL("postgres://u:s3cret@h:5433/db")
 	require.NoError(t, err)
 	require.Equal(t, "s3cret", cfg.ConnConfig.Password)
-	opt, err := ParseRedisURL("redis://u:s3cret@h:6380/4")
+	target, err := ParseRedisURL("redis://u:s3cret@h:6380/4")
 	require.NoError(t, err)
-	require.Equal(t, 4, opt.DB)
+	require.Equal(t, "h:6380 db 4", target.String())
+	for _, s := range []string{"redis-sentinel://u:s3cret@s1:port/m", "redis://u:s3cret@h1:1/5?addr=h2:2", "redis-sentinel://s1/m?sentinel_password=s3cret&x=1"} {
+		_, err := ParseRedisURL(s)
+		require.Error(t, err, s)
+		require.NotContains(t, err.Error(), "s3cret", s)
+	}
 }
 
 func ExampleRedact() {

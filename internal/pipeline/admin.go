@@ -8,11 +8,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/redpg/redpg/internal/generate"
 	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/queue"
+	"github.com/redpg/redpg/internal/redisconn"
 	"github.com/redpg/redpg/internal/views"
 )
 
@@ -153,45 +152,10 @@ func (p *Pipeline) Clear(ctx context.Context, opts ClearOptions) error {
 	return errors.Join(errs...)
 }
 
-// unlinkMatching deletes every key matching pattern, a thousand at a time,
-// on every master of a cluster.
+// unlinkMatching deletes every key matching pattern, on every master of a
+// cluster.
 func (p *Pipeline) unlinkMatching(ctx context.Context, pattern string) error {
-	if cc, ok := p.rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return unlinkOn(ctx, node, pattern)
-		})
-	}
-	return unlinkOn(ctx, p.rdb, pattern)
-}
-
-func unlinkOn(ctx context.Context, rdb redis.Cmdable, pattern string) error {
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	var batch []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		// One key at a time in a pipeline: keys of a cluster may sit in
-		// different slots.
-		pipe := rdb.Pipeline()
-		for _, key := range batch {
-			pipe.Unlink(ctx, key)
-		}
-		_, err := pipe.Exec(ctx)
-		batch = batch[:0]
-		return err
-	}
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == 1000 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	return flush()
+	return redisconn.UnlinkMatching(ctx, p.rdb, pattern)
 }
 
 // EnsurePartitions creates the monthly partitions of a partitioned orders

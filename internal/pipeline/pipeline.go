@@ -69,6 +69,11 @@ type Config struct {
 	// it is quarantined and dead-lettered undecoded as poison_message.
 	// Defaults to 10.
 	MaxDeliveries int
+	// RedisWaitReplicas and RedisWaitTimeout make producers confirm each
+	// chunk on that many replicas (queue.Config.WaitReplicas, WaitTimeout).
+	// Default to 0 (no wait) and queue.DefaultWaitTimeout.
+	RedisWaitReplicas int
+	RedisWaitTimeout  time.Duration
 	// IdleWait is the longest an idle worker sleeps before looking at the
 	// queue again; a pub/sub notice wakes it sooner. Defaults to 1s.
 	IdleWait time.Duration
@@ -197,7 +202,8 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 	if cfg.Reader == nil {
 		cfg.Reader = pg
 	}
-	q, err := queue.New(rdb, queue.Config{Keys: cfg.Keys, MaxDepth: cfg.MaxQueueDepth, MaxDeliveries: cfg.MaxDeliveries})
+	q, err := queue.New(rdb, queue.Config{Keys: cfg.Keys, MaxDepth: cfg.MaxQueueDepth, MaxDeliveries: cfg.MaxDeliveries,
+		WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout})
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -211,6 +213,9 @@ const (
 	// DefaultMaxDeliveries is how many dead workers may hold a message before
 	// it is quarantined.
 	DefaultMaxDeliveries = 10
+	// DefaultWaitTimeout is how long Push waits for replicas to confirm a
+	// chunk when WaitReplicas is set.
+	DefaultWaitTimeout = time.Second
 )
 
 // Config configures a Queue.
@@ -227,6 +232,15 @@ type Config struct {
 	// it is quarantined and dead-lettered undecoded. Defaults to
 	// DefaultMaxDeliveries.
 	MaxDeliveries int
+	// WaitReplicas, when positive, makes Push confirm each chunk with Redis
+	// WAIT: a chunk counts as pushed only once that many replicas of the
+	// queue's master hold it, so a failover after Push returned cannot lose
+	// it (replication is otherwise asynchronous). Defaults to 0: no wait.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT. A chunk the replicas did not confirm in
+	// time is still queued on the master, and Push reports ErrNotReplicated.
+	// Defaults to DefaultWaitTimeout.
+	WaitTimeout time.Duration
 }
 
 // WithDefaults fills unset fields.
@@ -234,6 +248,7 @@ func (c Config) WithDefaults() Config {
 	c.MaxDepth = cmp.Or(c.MaxDepth, DefaultMaxDepth)
 	c.PushChunk = cmp.Or(c.PushChunk, DefaultPushChunk)
 	c.MaxDeliveries = cmp.Or(c.MaxDeliveries, DefaultMaxDeliveries)
+	c.WaitTimeout = cmp.Or(c.WaitTimeout, DefaultWaitTimeout)
 	return c
 }
 
@@ -246,6 +261,12 @@ func (c Config) validate() error {
 	}
 	if c.MaxDeliveries < 1 {
 		return fmt.Errorf("queue: MaxDeliveries %d must be positive", c.MaxDeliveries)
+	}
+	if c.WaitReplicas < 0 {
+		return fmt.Errorf("queue: WaitReplicas %d must not be negative", c.WaitReplicas)
+	}
+	if c.WaitTimeout < time.Millisecond {
+		return fmt.Errorf("queue: WaitTimeout %s must be at least 1ms", c.WaitTimeout)
 	}
 	return nil
 }
@@ -286,17 +307,114 @@ func (q *Queue) Push(ctx context.Context, msgs [][]byte, onWait WaitFunc) error 
 		for i, m := range msgs[:n] {
 			args[i] = m
 		}
-		pipe := q.rdb.TxPipeline()
-		pipe.LPush(ctx, k.Queue(), args...)
-		pipe.IncrBy(ctx, k.Produced(), int64(n))
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("enqueue: %w", err)
+		if err := q.pushChunk(ctx, args); err != nil {
+			return err
 		}
 		q.adjustReferenceCounters(ctx, int64(n))
 		q.rdb.Publish(ctx, k.Events(), "queued")
 		msgs = msgs[n:]
 	}
 	return nil
+}
+
+// ErrNotReplicated is returned by Push when WaitReplicas is set and the
+// replicas did not confirm a chunk within WaitTimeout. The chunk is queued
+// on the master (and counted as produced); only its survival of a failover
+// is not confirmed.
+var ErrNotReplicated = errors.New("not confirmed by enough replicas")
+
+// pushChunk queues one chunk and counts it as produced, atomically.
+func (q *Queue) pushChunk(ctx context.Context, args []any) error {
+	k := q.cfg.Keys
+	tx := func(pipe redis.Pipeliner) error {
+		pipe.LPush(ctx, k.Queue(), args...)
+		pipe.IncrBy(ctx, k.Produced(), int64(len(args)))
+		return nil
+	}
+	if q.cfg.WaitReplicas == 0 {
+		if _, err := q.rdb.TxPipelined(ctx, tx); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+		return nil
+	}
+	return q.pushAndWait(ctx, tx)
+}
+
+// pushAndWait runs tx and then WAIT on one connection to the queue's
+// master: WAIT counts the replicas that have everything this connection
+// wrote, so it must follow the write on the same connection, and it cannot
+// go inside the MULTI (Redis answers WAIT there without waiting). A cluster
+// whose slot moved meanwhile answers MOVED before anything is written; the
+// push is then retried on the slot's new master.
+func (q *Queue) pushAndWait(ctx context.Context, tx func(redis.Pipeliner) error) error {
+	var err error
+	for attempt := 0; attempt < 6; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+			}
+		}
+		var node *redis.Client
+		if node, err = q.master(ctx); err != nil {
+			continue
+		}
+		conn := node.Conn()
+		_, err = conn.TxPipelined(ctx, tx)
+		var acked int64
+		if err == nil {
+			acked, err = conn.Wait(ctx, q.cfg.WaitReplicas, q.cfg.WaitTimeout).Result()
+		}
+		_ = conn.Close()
+		if err == nil {
+			if acked < int64(q.cfg.WaitReplicas) {
+				return fmt.Errorf("enqueue: %w: %d of %d replicas within %s", ErrNotReplicated, acked, q.cfg.WaitReplicas, q.cfg.WaitTimeout)
+			}
+			return nil
+		}
+		if !isRedirect(err) {
+			break
+		}
+		if cc, ok := q.rdb.(*redis.ClusterClient); ok {
+			cc.ReloadState(ctx)
+		}
+	}
+	return fmt.Errorf("enqueue: %w", err)
+}
+
+// master is the client of the server holding the queue: the slot's master
+// in a cluster, the client itself otherwise (a Sentinel client always
+// talks to the current master).
+func (q *Queue) master(ctx context.Context) (*redis.Client, error) {
+	switch c := q.rdb.(type) {
+	case *redis.ClusterClient:
+		return c.MasterForKey(ctx, q.cfg.Keys.Queue())
+	case *redis.Client:
+		return c, nil
+	default:
+		return nil, fmt.Errorf("WaitReplicas needs a single-server, Sentinel or cluster client, not %T", q.rdb)
+	}
+}
+
+// isRedirect recognises errors after which nothing was written and the
+// push may go again: a cluster's answer that the slot lives elsewhere
+// (MOVED, ASK, or a MULTI aborted because of one), a failover under way
+// (TRYAGAIN, CLUSTERDOWN, a replica refusing writes), or a master that
+// cannot be dialled. A connection lost mid-way is not among them: the
+// chunk may have been queued.
+func isRedirect(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"MOVED ", "ASK ", "EXECABORT", "TRYAGAIN", "CLUSTERDOWN", "READONLY"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // refCounterScript adds to a counter that belongs to another program, only

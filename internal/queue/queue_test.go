@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -566,4 +568,35 @@ func TestBackpressureIsRecordedInRedis(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, bp.Waiting, "a producer that got room is no longer listed")
 	require.GreaterOrEqual(t, bp.Waited, 100*time.Millisecond, "its wait is added to the total")
+}
+
+// With WaitReplicas above the replicas the server has, WAIT cannot be
+// satisfied: Push says so, yet the chunk is queued and counted, because
+// WAIT confirms a write, it does not undo one.
+func TestPushWaitReportsUnconfirmedChunk(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	_, err := queue.New(env.RDB, queue.Config{Keys: env.Keys, WaitReplicas: -1})
+	require.ErrorContains(t, err, "WaitReplicas")
+
+	info, err := env.RDB.Info(ctx, "replication").Result()
+	require.NoError(t, err)
+	var replicas int
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			replicas, err = strconv.Atoi(v)
+			require.NoError(t, err)
+		}
+	}
+	q := newQueue(t, env, queue.Config{PushChunk: 2, WaitReplicas: replicas + 1, WaitTimeout: 20 * time.Millisecond})
+	err = q.Push(ctx, msgs("w", 3), nil)
+	require.ErrorIs(t, err, queue.ErrNotReplicated)
+	require.ErrorContains(t, err, fmt.Sprintf("%d of %d replicas", replicas, replicas+1))
+	depth, err := q.Depth(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), depth, "the first chunk is queued; Push stopped there")
+	produced, err := q.Produced(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), produced)
 }
