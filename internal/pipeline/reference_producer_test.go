@@ -60,7 +60,7 @@ func TestReferenceProducersFeedRedpg(t *testing.T) {
 
 	now := time.Now()
 	naive := now.Add(-time.Minute).UTC().Format("2006-01-02T15:04:05.000000") // isoformat, naive (UTC here)
-	withZ := now.Add(-2*time.Minute).In(time.FixedZone("", 5*3600+1800)).Format("2006-01-02T15:04:05-0700")
+	withZ := now.Add(-2 * time.Minute).In(time.FixedZone("", 5*3600+1800)).Format("2006-01-02T15:04:05-0700")
 	utcName := now.Add(-3*time.Minute).UTC().Format("2006-01-02 15:04:05") + " UTC"
 	base := pyOrder{customer: "CUST-7F3A9B2C1D0E", product: "PROD-001", quantity: 2, price: 1299.99, currency: "USD", zip: "10001", ts: naive}
 	type want struct {
