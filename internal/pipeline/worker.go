@@ -207,17 +207,22 @@ func decodeSafely(raw []byte) (o order.Order, err error) {
 	return order.Decode(raw)
 }
 
-// prepared is a batch after decoding, de-duplication and enrichment.
+// prepared is a batch after decoding, the window lookup and enrichment.
 type prepared struct {
-	rows       []transform.Row
-	raws       [][]byte // raw payload of each row, for dead letters
-	rejects    []promote.Rejection
-	duplicates int64
-	received   int64
+	rows     []transform.Row
+	seen     []bool   // seen[i]: rows[i]'s order id is in the de-dup window, so promoted already
+	raws     [][]byte // raw payload of each row, for dead letters
+	rejects  []promote.Rejection
+	received int64
 }
 
-// prepare decodes, de-duplicates within the batch and against the window,
-// and enriches the batch's messages.
+// prepare decodes the batch's messages, looks their ids up in the de-dup
+// window and enriches them. It drops no copy of an id, neither a repeat in
+// the batch nor one the window has seen: whether a copy is a duplicate
+// depends on whether it is valid, which promotion decides (an invalid copy
+// is a dead letter and never claims its id), so every decoded copy is
+// staged and checked, and the window only spares the valid re-sends a
+// trip into orders.
 func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error) {
 	snap, err := p.lookups.Current(ctx)
 	if err != nil {
@@ -226,7 +231,6 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 	pr := &prepared{received: int64(len(msgs))}
 	orders := make([]order.Order, 0, len(msgs))
 	raws := make([][]byte, 0, len(msgs))
-	seen := make(map[string]struct{}, len(msgs))
 	for _, raw := range msgs {
 		o, err := decodeSafely(raw)
 		if err != nil {
@@ -237,11 +241,6 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 			pr.rejects = append(pr.rejects, promote.Rejection{OrderID: rej.OrderID, Reason: rej.Reason, Detail: rej.Detail, Raw: raw})
 			continue
 		}
-		if _, dup := seen[o.OrderID]; dup {
-			pr.duplicates++
-			continue
-		}
-		seen[o.OrderID] = struct{}{}
 		orders = append(orders, o)
 		raws = append(raws, raw)
 	}
@@ -249,22 +248,11 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 	for i := range orders {
 		ids[i] = orders[i].OrderID
 	}
-	inWindow, err := p.dedup.Seen(ctx, ids)
-	if err != nil {
+	if pr.seen, err = p.dedup.Seen(ctx, ids); err != nil {
 		return nil, fmt.Errorf("dedup window: %w", err)
 	}
-	keep := orders[:0]
-	keepRaw := raws[:0]
-	for i, o := range orders {
-		if inWindow[i] {
-			pr.duplicates++
-			continue
-		}
-		keep = append(keep, o)
-		keepRaw = append(keepRaw, raws[i])
-	}
-	pr.rows = transform.Apply(keep, snap)
-	pr.raws = keepRaw
+	pr.rows = transform.Apply(orders, snap)
+	pr.raws = raws
 	return pr, nil
 }
 
@@ -407,7 +395,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 			return err
 		}
 		promoting := tm.now()
-		res, err := promote.Batch(ctx, tx, p.cfg.Tables, batchID, pr.rows)
+		res, err := promote.BatchSeen(ctx, tx, p.cfg.Tables, batchID, pr.rows, pr.seen)
 		if err != nil {
 			return err
 		}
@@ -423,7 +411,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 		out.counts = ledger.Counts{
 			Received:   pr.received,
 			Promoted:   int64(len(res.Promoted)),
-			Duplicates: pr.duplicates + res.Duplicates(),
+			Duplicates: res.Duplicates(),
 			Rejected:   int64(len(pr.rejects)) + res.Rejected,
 		}
 		if err := p.record(ctx, tx, batchID, worker, &out); err != nil {
@@ -471,7 +459,7 @@ const maxDeadLetterPayload = 4 << 20
 func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *prepared) (outcome, error) {
 	var out outcome
 	err := pgx.BeginFunc(ctx, p.wpg, func(tx pgx.Tx) error {
-		out = outcome{counts: ledger.Counts{Received: pr.received, Duplicates: pr.duplicates}}
+		out = outcome{counts: ledger.Counts{Received: pr.received}}
 		rejects := append([]promote.Rejection(nil), pr.rejects...)
 		for i := range pr.rows {
 			var res promote.Result
@@ -480,7 +468,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 					return err
 				}
 				var err error
-				res, err = promote.Batch(ctx, sp, p.cfg.Tables, batchID, pr.rows[i:i+1])
+				res, err = promote.BatchSeen(ctx, sp, p.cfg.Tables, batchID, pr.rows[i:i+1], pr.seen[i:i+1])
 				return err
 			})
 			if err != nil {
