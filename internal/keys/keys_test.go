@@ -97,7 +97,7 @@ func orderKeys(s Space) []string {
 }
 
 func lookupKeys(s Space) []string {
-	return []string{s.LookupVersion(), s.Lookup(1, "products"), s.Lookup(42, "currencies"), s.Lookup(-1, "zipcodes")}
+	return []string{s.LookupVersion(), s.LookupRebuild(), s.Lookup(1, "products"), s.Lookup(42, "currencies"), s.Lookup(-1, "zipcodes")}
 }
 
 var prefixes = []string{"", "tenant1:", "test-abc_123:", "t*", "a?b", "x[1]", "we[ir]d]", `back\slash`, "{hash}:", "^[!]*?:"}
@@ -169,6 +169,7 @@ func TestKeyNames(t *testing.T) {
 	require.Equal(t, "p:orders:events", s.Events())
 	require.Equal(t, "p:lookups:version", s.LookupVersion())
 	require.Equal(t, "p:lookups:7:products", s.Lookup(7, "products"))
+	require.Equal(t, "p:lookups:rebuild", s.LookupRebuild())
 	require.Equal(t, "orders:ingestion", Space{}.Queue(), "the zero Space has no prefix")
 
 	// Every key is distinct, and per-worker keys differ by worker.
