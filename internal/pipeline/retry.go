@@ -40,7 +40,7 @@ func transient(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	for _, s := range []string{"conn closed", "connection refused", "connection reset", "broken pipe", "LOADING", "server closed", "bad connection", "no connection"} {
+	for _, s := range []string{"conn closed", "connection refused", "connection reset", "broken pipe", "LOADING", "server closed", "bad connection", "no connection", "pool timeout"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

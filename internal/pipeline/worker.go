@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/redpg/redpg/internal/ledger"
+	"github.com/redpg/redpg/internal/lookup"
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/promote"
 	"github.com/redpg/redpg/internal/queue"
@@ -125,7 +127,10 @@ func (p *Pipeline) Run(ctx context.Context, opts RunOptions) (ledger.Counts, err
 // work is one worker's loop.
 func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *wakeup, totals *Totals) error {
 	log := p.cfg.Logger.With("worker", id)
-	retry := backoff{base: 100 * time.Millisecond, max: 5 * time.Second}
+	// Two schedules: a claim that succeeds says Redis is back, not that the
+	// batch it returns (the same one, while it keeps failing) will work.
+	claimRetry := backoff{base: 100 * time.Millisecond, max: 5 * time.Second}
+	batchRetry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
 	done := 0
 	for opts.Iterations <= 0 || done < opts.Iterations {
 		if ctx.Err() != nil {
@@ -138,12 +143,12 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 			if ctx.Err() != nil {
 				return nil
 			}
-			d := retry.next()
+			d := claimRetry.next()
 			log.Warn("cannot claim a batch from Redis; retrying", "err", err, "in", d)
 			sleep(ctx, d)
 			continue
 		}
-		retry.reset()
+		claimRetry.reset()
 		if b != nil {
 			p.cfg.Timings.add(stepClaim, claimed)
 		}
@@ -169,10 +174,12 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 				log.Info("stopping with a batch unfinished; its lease will return it to the queue", "batch", b.ID)
 				return nil
 			}
-			log.Error("batch failed; it stays claimed and will be retried", "batch", b.ID, "err", err)
-			sleep(ctx, retry.next())
+			d := batchRetry.next()
+			log.Error("batch failed; it stays claimed and will be retried", "batch", b.ID, "err", err, "in", d)
+			sleep(ctx, d)
 			continue
 		}
+		batchRetry.reset()
 		done++
 		totals.add(counts)
 		if opts.OnBatch != nil {
@@ -210,10 +217,18 @@ func decodeSafely(raw []byte) (o order.Order, err error) {
 // prepared is a batch after decoding, the window lookup and enrichment.
 type prepared struct {
 	rows     []transform.Row
-	seen     []bool   // seen[i]: rows[i]'s order id is in the de-dup window, so promoted already
+	seen     []bool   // seen[i]: rows[i]'s order id is in the de-dup window, so promoted already; nil: not looked up
 	raws     [][]byte // raw payload of each row, for dead letters
 	rejects  []promote.Rejection
 	received int64
+}
+
+// seenAt is the window's verdict on row i alone, for promoting it alone.
+func (pr *prepared) seenAt(i int) []bool {
+	if pr.seen == nil {
+		return nil
+	}
+	return pr.seen[i : i+1]
 }
 
 // prepare decodes the batch's messages, looks their ids up in the de-dup
@@ -228,6 +243,22 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 	if err != nil {
 		return nil, fmt.Errorf("lookup snapshot: %w", err)
 	}
+	return p.prepareWith(ctx, msgs, snap, true)
+}
+
+// prepareWithoutRedis prepares a batch whose preparation kept failing for
+// a reason of its own: no lookup snapshot (promotion then enriches every
+// row from the lookup tables) and no window (the primary key still judges
+// duplicates). Slower, never wrong, and it cannot fail.
+func (p *Pipeline) prepareWithoutRedis(ctx context.Context, msgs [][]byte) *prepared {
+	pr, _ := p.prepareWith(ctx, msgs, &lookup.Snapshot{}, false)
+	return pr
+}
+
+// prepareWith decodes msgs and enriches them from snap, looking their ids
+// up in the de-dup window when window is set.
+func (p *Pipeline) prepareWith(ctx context.Context, msgs [][]byte, snap *lookup.Snapshot, window bool) (*prepared, error) {
+	var err error
 	pr := &prepared{received: int64(len(msgs))}
 	orders := make([]order.Order, 0, len(msgs))
 	raws := make([][]byte, 0, len(msgs))
@@ -248,8 +279,10 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 	for i := range orders {
 		ids[i] = orders[i].OrderID
 	}
-	if pr.seen, err = p.dedup.Seen(ctx, ids); err != nil {
-		return nil, fmt.Errorf("dedup window: %w", err)
+	if window {
+		if pr.seen, err = p.dedup.Seen(ctx, ids); err != nil {
+			return nil, fmt.Errorf("dedup window: %w", err)
+		}
 	}
 	pr.rows = transform.Apply(orders, snap)
 	pr.raws = raws
@@ -293,19 +326,19 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 	if b.Quarantined {
 		return p.quarantine(ctx, worker, b)
 	}
-	prepared := p.cfg.Timings.now()
-	pr, err := p.prepare(ctx, b.Messages)
-	if err != nil {
-		return ledger.Counts{}, err
-	}
-	p.cfg.Timings.add(stepPrepare, prepared)
-	var out outcome
 	retry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
 	// Attempts counts this worker's claims of this very batch, so failures
 	// before a re-claim count too. Messages that kill their workers are not
 	// caught here (a dead worker's batch is requeued as a new one) but by
 	// the requeue's per-copy redelivery count and quarantine.
 	failures := int(b.Attempts) - 1
+	prepared := p.cfg.Timings.now()
+	pr, err := p.prepareRetrying(ctx, stop, log, b.Messages, &failures, &retry)
+	if err != nil {
+		return ledger.Counts{}, err
+	}
+	p.cfg.Timings.add(stepPrepare, prepared)
+	var out outcome
 	for {
 		if failures < p.cfg.MaxAttempts {
 			out, err = p.commit(ctx, worker, b.ID, pr)
@@ -345,6 +378,34 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 	p.rdb.Publish(ctx, p.cfg.Keys.Events(), "promoted")
 	p.cfg.Timings.add(stepAck, acked)
 	return out.counts, nil
+}
+
+// prepareRetrying prepares msgs, retrying with backoff while it fails.
+// Failures that are not the infrastructure's count in failures, which the
+// commit goes on counting; at MaxAttempts the batch is prepared without
+// Redis's help rather than held forever.
+func (p *Pipeline) prepareRetrying(ctx, stop context.Context, log *slog.Logger, msgs [][]byte, failures *int, retry *backoff) (*prepared, error) {
+	for {
+		pr, err := p.prepare(ctx, msgs)
+		if err == nil {
+			return pr, nil
+		}
+		if stop.Err() != nil || ctx.Err() != nil {
+			return nil, errors.Join(err, context.Cause(stop))
+		}
+		if !transient(err) {
+			if *failures++; *failures >= p.cfg.MaxAttempts {
+				log.Error("preparing the batch failed too often; going on without the lookup snapshot and the de-dup window",
+					"err", err, "failures", *failures)
+				return p.prepareWithoutRedis(ctx, msgs), nil
+			}
+		}
+		d := retry.next()
+		log.Warn("batch not prepared; retrying", "err", err, "failures", *failures, "in", d)
+		if !sleep(stop, d) {
+			return nil, context.Cause(stop)
+		}
+	}
 }
 
 // settle finishes a batch someone else decided: committed batches are
@@ -468,7 +529,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 					return err
 				}
 				var err error
-				res, err = promote.BatchSeen(ctx, sp, p.cfg.Tables, batchID, pr.rows[i:i+1], pr.seen[i:i+1])
+				res, err = promote.BatchSeen(ctx, sp, p.cfg.Tables, batchID, pr.rows[i:i+1], pr.seenAt(i))
 				return err
 			})
 			if err != nil {
