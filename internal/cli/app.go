@@ -131,6 +131,7 @@ func (a *app) open(ctx context.Context) error {
 		Keys: keys.Space{Prefix: a.cfg.KeyPrefix}, Tables: schema.Tables{Schema: a.cfg.Schema},
 		BatchSize: a.cfg.BatchSize, DedupWindow: a.cfg.DedupWindow, MaxQueueDepth: a.cfg.MaxQueueDepth,
 		Lease: a.cfg.Lease, CacheTTL: a.cfg.CacheTTL, MaxAttempts: a.cfg.MaxAttempts, MaxDeliveries: a.cfg.MaxDeliveries, Logger: a.log,
+		LockTimeout: a.cfg.LockTimeout, StatementTimeout: a.cfg.StatementTimeout, IdleInTransactionTimeout: a.cfg.IdleInTransactionTimeout,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err

@@ -77,6 +77,16 @@ type Config struct {
 	// MaxDeliveries is how many dead workers may have held a message before
 	// it is quarantined and dead-lettered undecoded. Defaults to 10.
 	MaxDeliveries int
+
+	// LockTimeout, StatementTimeout and IdleInTransactionTimeout bound the
+	// pipeline's own PostgreSQL transactions (REDPG_LOCK_TIMEOUT,
+	// REDPG_STATEMENT_TIMEOUT, REDPG_IDLE_IN_TRANSACTION_TIMEOUT), so that a
+	// frozen worker's open transaction cannot block the others for good.
+	// Zero leaves them to package pipeline, which owns their defaults
+	// (pipeline.DefaultLockTimeout and the like).
+	LockTimeout              time.Duration
+	StatementTimeout         time.Duration
+	IdleInTransactionTimeout time.Duration
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -176,6 +186,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDeliveries < 1 {
 		errs = append(errs, fmt.Errorf("REDPG_MAX_DELIVERIES %d: must be at least 1", c.MaxDeliveries))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"REDPG_LOCK_TIMEOUT", c.LockTimeout}, {"REDPG_STATEMENT_TIMEOUT", c.StatementTimeout}, {"REDPG_IDLE_IN_TRANSACTION_TIMEOUT", c.IdleInTransactionTimeout}} {
+		if d.v < 0 || d.v > 0 && d.v < time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s %s: must be at least 1ms (unset for the default)", d.name, d.v))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -287,6 +305,9 @@ func FromEnv(get func(string) string) (Config, error) {
 	durVar("DEDUP_WINDOW_SECONDS", &c.DedupWindow, time.Second)
 	durVar("REDPG_LEASE", &c.Lease, time.Second)
 	durVar("REDPG_CACHE_TTL", &c.CacheTTL, time.Second)
+	durVar("REDPG_LOCK_TIMEOUT", &c.LockTimeout, time.Second)
+	durVar("REDPG_STATEMENT_TIMEOUT", &c.StatementTimeout, time.Second)
+	durVar("REDPG_IDLE_IN_TRANSACTION_TIMEOUT", &c.IdleInTransactionTimeout, time.Second)
 	return c, errors.Join(errs...)
 }
 

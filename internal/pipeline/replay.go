@@ -53,7 +53,7 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 	batchID := newID("replay-")
 	var promoted []string
 	var taken int
-	err := pgx.BeginFunc(ctx, p.pg, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, p.pg, p.tx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, "SELECT id, raw_payload FROM "+t.Rejected()+
 			" WHERE id <= $1 AND ($2 = '' OR reason = $2) AND ($3::bigint[] IS NULL OR id = ANY($3))"+
 			" ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED", maxID, opts.Reason, nilIfEmpty(opts.IDs), p.cfg.BatchSize)
