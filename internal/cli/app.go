@@ -167,6 +167,7 @@ func (a *app) open(ctx context.Context) error {
 		Timings:           a.timings,
 		Reader:            a.rpg,
 		RedisWaitReplicas: a.cfg.RedisWaitReplicas, RedisWaitTimeout: a.cfg.RedisWaitTimeout,
+		LockTimeout: a.cfg.LockTimeout, StatementTimeout: a.cfg.StatementTimeout, IdleInTransactionTimeout: a.cfg.IdleInTransactionTimeout,
 	}, a.pg, a.wpg, a.rdb)
 	if err != nil {
 		return err

@@ -253,6 +253,10 @@ func (a *app) workerFlags(cmd *cobra.Command, opts *pipeline.RunOptions) {
 	f.IntVarP(&opts.Workers, "workers", "w", config.DefaultWorkers, "concurrent workers (env WORKER_COUNT)")
 	f.Int("batch-size", config.DefaultBatchSize, "most messages per batch (env BATCH_SIZE)")
 	f.Duration("lease", config.DefaultLease, "how long a silent worker keeps its batch (env REDPG_LEASE)")
+	f.Duration("lock-timeout", pipeline.DefaultLockTimeout, "longest a batch's statement waits for a lock before retrying (env REDPG_LOCK_TIMEOUT)")
+	f.Duration("statement-timeout", pipeline.DefaultStatementTimeout, "longest one statement of a batch may run (env REDPG_STATEMENT_TIMEOUT)")
+	f.Duration("idle-in-transaction-timeout", pipeline.DefaultIdleInTransactionTimeout,
+		"how long PostgreSQL keeps a batch's transaction whose worker stopped talking (env REDPG_IDLE_IN_TRANSACTION_TIMEOUT)")
 }
 
 // applyWorkerFlags lets flags the user set win over the environment. A flag
@@ -270,6 +274,12 @@ func (a *app) applyWorkerFlags(cmd *cobra.Command, opts *pipeline.RunOptions) er
 	}
 	if f.Changed("lease") {
 		a.cfg.Lease, _ = f.GetDuration("lease")
+	}
+	for name, dst := range map[string]*time.Duration{"lock-timeout": &a.cfg.LockTimeout, "statement-timeout": &a.cfg.StatementTimeout,
+		"idle-in-transaction-timeout": &a.cfg.IdleInTransactionTimeout} {
+		if f.Changed(name) {
+			*dst, _ = f.GetDuration(name)
+		}
 	}
 	a.cfg = a.cfg.WithDefaults()
 	opts.Workers = a.cfg.Workers

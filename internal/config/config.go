@@ -123,6 +123,15 @@ type Config struct {
 	// RedisWaitTimeout bounds each WAIT (REDPG_REDIS_WAIT_TIMEOUT). Zero
 	// leaves the queue package's default (queue.DefaultWaitTimeout, 1s).
 	RedisWaitTimeout time.Duration
+	// LockTimeout, StatementTimeout and IdleInTransactionTimeout bound the
+	// pipeline's own PostgreSQL transactions (REDPG_LOCK_TIMEOUT,
+	// REDPG_STATEMENT_TIMEOUT, REDPG_IDLE_IN_TRANSACTION_TIMEOUT), so that a
+	// frozen worker's open transaction cannot block the others for good.
+	// Zero leaves them to package pipeline, which owns their defaults
+	// (pipeline.DefaultLockTimeout and the like).
+	LockTimeout              time.Duration
+	StatementTimeout         time.Duration
+	IdleInTransactionTimeout time.Duration
 }
 
 // Default values, exported so documentation and help text can quote them.
@@ -292,6 +301,14 @@ func (c Config) Validate() error {
 	if c.RedisWaitTimeout != 0 && c.RedisWaitTimeout < time.Millisecond {
 		errs = append(errs, fmt.Errorf("REDPG_REDIS_WAIT_TIMEOUT %s: must be at least 1ms", c.RedisWaitTimeout))
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"REDPG_LOCK_TIMEOUT", c.LockTimeout}, {"REDPG_STATEMENT_TIMEOUT", c.StatementTimeout}, {"REDPG_IDLE_IN_TRANSACTION_TIMEOUT", c.IdleInTransactionTimeout}} {
+		if d.v < 0 || d.v > 0 && d.v < time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s %s: must be at least 1ms (unset for the default)", d.name, d.v))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -423,10 +440,10 @@ func FromEnv(get func(string) string) (Config, error) {
 	durVar("REDPG_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, time.Second)
 	durVar("REDPG_LEADER_POLL", &c.LeaderPoll, time.Second)
 	intVar("REDPG_REDIS_WAIT_REPLICAS", &c.RedisWaitReplicas)
-	durVar("DEDUP_WINDOW_SECONDS", &c.DedupWindow, time.Second)
-	durVar("REDPG_LEASE", &c.Lease, time.Second)
-	durVar("REDPG_CACHE_TTL", &c.CacheTTL, time.Second)
 	durVar("REDPG_REDIS_WAIT_TIMEOUT", &c.RedisWaitTimeout, time.Millisecond)
+	durVar("REDPG_LOCK_TIMEOUT", &c.LockTimeout, time.Second)
+	durVar("REDPG_STATEMENT_TIMEOUT", &c.StatementTimeout, time.Second)
+	durVar("REDPG_IDLE_IN_TRANSACTION_TIMEOUT", &c.IdleInTransactionTimeout, time.Second)
 	return c, errors.Join(errs...)
 }
 

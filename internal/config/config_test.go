@@ -159,6 +159,7 @@ func TestFromEnvNumbersAndDurations(t *testing.T) {
 		"POSTGRES_SCHEMA": "tenant_1", "REDPG_KEY_PREFIX": "t1:", "REDIS_TLS_CA_FILE": "/etc/ca.pem",
 		"REDPG_NAIVE_TIMEZONE": " America/New_York ", "REDPG_MAX_MESSAGE_BYTES": "1048576",
 		"REDPG_REDIS_WAIT_REPLICAS": "1", "REDPG_REDIS_WAIT_TIMEOUT": "250",
+		"REDPG_LOCK_TIMEOUT": "2", "REDPG_STATEMENT_TIMEOUT": "90s", "REDPG_IDLE_IN_TRANSACTION_TIMEOUT": "0.5",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "America/New_York", c.NaiveTimezone)
@@ -178,6 +179,9 @@ func TestFromEnvNumbersAndDurations(t *testing.T) {
 	require.Equal(t, "tenant_1", c.Schema)
 	require.Equal(t, "t1:", c.KeyPrefix)
 	require.Equal(t, "/etc/ca.pem", c.RedisCAFile)
+	require.Equal(t, 2*time.Second, c.LockTimeout)
+	require.Equal(t, 90*time.Second, c.StatementTimeout)
+	require.Equal(t, 500*time.Millisecond, c.IdleInTransactionTimeout)
 }
 
 func TestFromEnvErrorsNameTheVariable(t *testing.T) {
@@ -305,6 +309,9 @@ func TestValidate(t *testing.T) {
 		{"queue depth", func(c *Config) { c.MaxQueueDepth = -5 }, []string{"MAX_QUEUE_DEPTH"}},
 		{"lease too short", func(c *Config) { c.Lease = time.Millisecond }, []string{"REDPG_LEASE"}},
 		{"cache TTL too short", func(c *Config) { c.CacheTTL = time.Millisecond }, []string{"REDPG_CACHE_TTL"}},
+		{"negative lock timeout", func(c *Config) { c.LockTimeout = -time.Second }, []string{"REDPG_LOCK_TIMEOUT"}},
+		{"statement timeout under 1ms", func(c *Config) { c.StatementTimeout = time.Microsecond }, []string{"REDPG_STATEMENT_TIMEOUT"}},
+		{"negative idle timeout", func(c *Config) { c.IdleInTransactionTimeout = -1 }, []string{"REDPG_IDLE_IN_TRANSACTION_TIMEOUT"}},
 		{"attempts", func(c *Config) { c.MaxAttempts = -1 }, []string{"REDPG_MAX_ATTEMPTS"}},
 		{"unknown naive zone", func(c *Config) { c.NaiveTimezone = "Mars/Olympus" }, []string{"REDPG_NAIVE_TIMEZONE", "Mars/Olympus", "IANA"}},
 		{"naive zone Local", func(c *Config) { c.NaiveTimezone = "Local" }, []string{"REDPG_NAIVE_TIMEZONE", "Local"}},

@@ -114,6 +114,11 @@ func (s Space) Leader() string { return s.key("leader") }
 // LookupVersion holds the version of the current lookup snapshot.
 func (s Space) LookupVersion() string { return s.key("lookups", "version") }
 
+// LookupRebuild is a short-lived lock taken by the one process that
+// republishes a snapshot found missing or broken, so that workers finding
+// it so at the same moment do not all publish.
+func (s Space) LookupRebuild() string { return s.key("lookups", "rebuild") }
+
 // Lookup is the hash holding one lookup table (products, currencies,
 // zipcodes) of snapshot version v.
 func (s Space) Lookup(v int64, table string) string {

@@ -94,7 +94,7 @@ func TestGlobMatch(t *testing.T) {
 func allKeys(s Space) []string {
 	return []string{s.Processing("w1"), s.Processing("host:123:abc"), s.Inflight("w1"),
 		s.Workers(), s.WorkerInfo(), s.Dedup(), s.Produced(), s.Account(), s.Events(), s.Lock("refresh"),
-		s.LookupVersion(), s.Lookup(1, "products"), s.Lookup(42, "currencies"), s.Lookup(-1, "zipcodes"),
+		s.LookupVersion(), s.LookupRebuild(), s.Lookup(1, "products"), s.Lookup(42, "currencies"), s.Lookup(-1, "zipcodes"),
 		s.Window(), s.WindowRevenue(), s.Promotions(), s.ProducersWaiting(), s.ProducerWaitMs(), s.Leader()}
 }
 

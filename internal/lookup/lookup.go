@@ -7,9 +7,12 @@ package lookup
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -100,7 +103,39 @@ type Cache struct {
 
 	mu  sync.Mutex
 	cur *Snapshot
+	// retryAt, when set, says cur was loaded from PostgreSQL because the
+	// published snapshot was broken and could not be republished (another
+	// process was doing it, or a table is empty): it serves until then, and
+	// the next call after it tries the published snapshot again.
+	retryAt time.Time
 }
+
+// Rebuilding a broken snapshot.
+const (
+	// RebuildLockTTL bounds how long the process republishing a broken
+	// snapshot holds the lock, should it die holding it.
+	RebuildLockTTL = 10 * time.Second
+	// FallbackRetry is how long a snapshot loaded straight from PostgreSQL
+	// serves before the published one is tried again.
+	FallbackRetry = time.Minute
+)
+
+// errBroken marks a published snapshot that cannot serve: a table's hash is
+// missing or empty (evicted, deleted, expired mid-read, or published while
+// the table was empty), or holds what redpg did not write.
+var errBroken = errors.New("lookup snapshot is missing or broken")
+
+// releaseScript frees the rebuild lock only while it still holds the
+// caller's token, so that a holder whose lock expired never frees the lock
+// of the process that took it over.
+//
+// KEYS[1]: the lock (keys.Space.LookupRebuild). ARGV[1]: the holder's token.
+// Returns 1 when it deleted the lock, 0 when the lock was not the caller's.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
 
 // New returns a Cache. pg is used to (re)build snapshots from the source
 // tables.
@@ -189,10 +224,16 @@ func (c *Cache) Publish(ctx context.Context, tables ...string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return c.publish(ctx, fresh, tables)
+}
+
+// publish writes fresh's named tables as a new snapshot version, carrying
+// the others over from the current version, and switches readers to it.
+func (c *Cache) publish(ctx context.Context, fresh *Snapshot, tables []string) (int64, error) {
 	k := c.cfg.Keys
 	old, err := c.rdb.Get(ctx, k.LookupVersion()).Int64()
 	hasOld := err == nil
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil && !unusable(err) {
 		return 0, err
 	}
 	// Versions are clock-based rather than a counter so that a version is
@@ -242,44 +283,113 @@ func (c *Cache) Publish(ctx context.Context, tables ...string) (int64, error) {
 }
 
 // Current returns the snapshot in force, reloading it from Redis only when
-// its version changed. When no snapshot is published (never initialised, or
-// expired) it publishes one from Postgres first, so a missing cache never
-// drops orders.
+// its version changed. A snapshot that is not there or cannot serve — never
+// published, expired, evicted, deleted, a table missing or empty, contents
+// redpg did not write — is rebuilt from PostgreSQL and republished by one
+// process at a time, so a broken cache never stops the workers: the others
+// use the tables they loaded themselves until the new version is out.
 func (c *Cache) Current(ctx context.Context) (*Snapshot, error) {
 	k := c.cfg.Keys
 	version, err := c.rdb.Get(ctx, k.LookupVersion()).Int64()
-	if errors.Is(err, redis.Nil) {
-		if version, err = c.Publish(ctx); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
+	published := err == nil
+	if err != nil && !unusable(err) {
 		return nil, fmt.Errorf("read lookup version: %w", err)
 	}
+	if !published {
+		version = 0
+	}
 	c.mu.Lock()
-	cur := c.cur
+	cur, retryAt := c.cur, c.retryAt
 	c.mu.Unlock()
-	if cur != nil && cur.Version == version {
+	if cur != nil && cur.Version == version && (retryAt.IsZero() || time.Now().Before(retryAt)) {
 		return cur, nil
 	}
-	snap, err := c.read(ctx, version)
-	if errors.Is(err, errOldFormat) {
-		// Published by an older redpg (zones were text then), from tables
-		// a migration has since changed: replace it rather than fail.
-		if version, err = c.Publish(ctx); err == nil {
-			snap, err = c.read(ctx, version)
+	if published {
+		snap, err := c.read(ctx, version)
+		if err == nil {
+			c.use(snap, false)
+			return snap, nil
+		}
+		if !errors.Is(err, errBroken) {
+			return nil, err
 		}
 	}
+	return c.rebuild(ctx, version)
+}
+
+// use makes snap the snapshot Current serves; a fallback serves only until
+// FallbackRetry has passed.
+func (c *Cache) use(snap *Snapshot, fallback bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cur = snap
+	c.retryAt = time.Time{}
+	if fallback {
+		c.retryAt = time.Now().Add(FallbackRetry)
+	}
+}
+
+// rebuild loads the tables from PostgreSQL in place of the broken snapshot
+// version (0: none published) and republishes them, unless another process
+// is doing so or a table is empty (publishing it would only break the next
+// reader too); the loaded tables then serve this process as a fallback.
+func (c *Cache) rebuild(ctx context.Context, broken int64) (*Snapshot, error) {
+	fresh, err := Load(ctx, c.pg, c.cfg.Tables)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.cur = snap
-	c.mu.Unlock()
-	return snap, nil
+	if complete(fresh) {
+		v, err := c.republish(ctx, broken, fresh)
+		if err != nil {
+			return nil, err
+		}
+		if v != 0 {
+			fresh.Version = v
+			c.use(fresh, false)
+			return fresh, nil
+		}
+	}
+	fresh.Version = broken
+	c.use(fresh, true)
+	return fresh, nil
 }
 
-// errOldFormat marks a snapshot entry this version of redpg cannot decode.
-var errOldFormat = errors.New("entry not in the current snapshot format")
+// republish publishes fresh in place of the broken version under the
+// rebuild lock and returns the new version, or 0 when another process holds
+// the lock or has already replaced the broken version.
+func (c *Cache) republish(ctx context.Context, broken int64, fresh *Snapshot) (int64, error) {
+	k := c.cfg.Keys
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+	ok, err := c.rdb.SetNX(ctx, k.LookupRebuild(), token, RebuildLockTTL).Result()
+	if err != nil || !ok {
+		return 0, err
+	}
+	defer releaseScript.Run(context.WithoutCancel(ctx), c.rdb, []string{k.LookupRebuild()}, token) //nolint:errcheck // the lock expires anyway
+	now, err := c.rdb.Get(ctx, k.LookupVersion()).Int64()
+	switch {
+	case err != nil && !unusable(err):
+		return 0, err
+	case err == nil && now != broken:
+		return 0, nil // replaced since we read it
+	}
+	return c.publish(ctx, fresh, AllTables)
+}
+
+// complete reports whether every table of s has entries.
+func complete(s *Snapshot) bool {
+	return len(s.Products) > 0 && len(s.Currencies) > 0 && len(s.Zips) > 0
+}
+
+// unusable reports whether err, from reading a snapshot key, means the key
+// holds nothing redpg can use (missing, of another type, not a number)
+// rather than that Redis could not be asked.
+func unusable(err error) bool {
+	var rerr redis.Error
+	var numErr *strconv.NumError
+	return errors.As(err, &rerr) || errors.As(err, &numErr)
+}
 
 func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
 	k := c.cfg.Keys
@@ -289,13 +399,16 @@ func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
 		cmds[t] = pipe.HGetAll(ctx, k.Lookup(version, t))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		if unusable(err) {
+			return nil, fmt.Errorf("read lookup snapshot %d: %w: %w", version, errBroken, err)
+		}
 		return nil, fmt.Errorf("read lookup snapshot %d: %w", version, err)
 	}
 	s := &Snapshot{Version: version, Products: map[string]Product{}, Currencies: map[string]money.Rate{}, Zips: map[string]Zip{}}
 	for id, v := range cmds[Products].Val() {
 		var p Product
 		if err := json.Unmarshal([]byte(v), &p); err != nil {
-			return nil, fmt.Errorf("lookup snapshot %d: product %q: %w: %w", version, id, errOldFormat, err)
+			return nil, fmt.Errorf("lookup snapshot %d: product %q: %w: %w", version, id, errBroken, err)
 		}
 		s.Products[id] = p
 	}
@@ -304,19 +417,20 @@ func (c *Cache) read(ctx context.Context, version int64) (*Snapshot, error) {
 		// shortest float form ("1.36", "1e-05"): ParseRate reads it too.
 		rate, err := money.ParseRate(v)
 		if err != nil {
-			return nil, fmt.Errorf("lookup snapshot %d: currency %q has rate %q", version, code, v)
+			return nil, fmt.Errorf("lookup snapshot %d: currency %q has rate %q: %w", version, code, v, errBroken)
 		}
 		s.Currencies[code] = rate
 	}
 	for zip, v := range cmds[Zipcodes].Val() {
 		var z Zip
 		if err := json.Unmarshal([]byte(v), &z); err != nil {
-			return nil, fmt.Errorf("lookup snapshot %d: zip %q: %w: %w", version, zip, errOldFormat, err)
+			return nil, fmt.Errorf("lookup snapshot %d: zip %q: %w: %w", version, zip, errBroken, err)
 		}
 		s.Zips[zip] = z
 	}
-	if s.Size() == 0 {
-		return nil, fmt.Errorf("lookup snapshot %d is empty or expired mid-read; run `redpg init-cache --all`", version)
+	if !complete(s) {
+		return nil, fmt.Errorf("lookup snapshot %d has %d products, %d currencies and %d zip codes: %w",
+			version, len(s.Products), len(s.Currencies), len(s.Zips), errBroken)
 	}
 	return s, nil
 }

@@ -2,6 +2,7 @@ package lookup_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,19 +183,147 @@ func TestPublishRejectsUnknownTable(t *testing.T) {
 	require.ErrorContains(t, err, "unknown lookup table")
 }
 
-func TestEmptySnapshotIsAnError(t *testing.T) {
+// A published snapshot that cannot serve is rebuilt from PostgreSQL and
+// republished, whatever broke it; before, workers retried it forever.
+func TestBrokenSnapshotIsRebuilt(t *testing.T) {
+	t.Parallel()
+	breakers := map[string]func(ctx context.Context, env *testenv.Env, v int64) error{
+		"tables gone, version kept": func(ctx context.Context, env *testenv.Env, v int64) error {
+			for _, table := range lookup.AllTables {
+				if err := env.RDB.Del(ctx, env.Keys.Lookup(v, table)).Err(); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"one table evicted": func(ctx context.Context, env *testenv.Env, v int64) error {
+			return env.RDB.Del(ctx, env.Keys.Lookup(v, lookup.Zipcodes)).Err()
+		},
+		"garbage entry": func(ctx context.Context, env *testenv.Env, v int64) error {
+			return env.RDB.HSet(ctx, env.Keys.Lookup(v, lookup.Products), "PROD-001", "{not json").Err()
+		},
+		"table of another type": func(ctx context.Context, env *testenv.Env, v int64) error {
+			return env.RDB.Set(ctx, env.Keys.Lookup(v, lookup.Currencies), "x", 0).Err()
+		},
+		"version not a number": func(ctx context.Context, env *testenv.Env, _ int64) error {
+			return env.RDB.Set(ctx, env.Keys.LookupVersion(), "latest", 0).Err()
+		},
+	}
+	for name, breakIt := range breakers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t)
+			ctx := context.Background()
+			c := newCache(env)
+			v, err := c.Publish(ctx)
+			require.NoError(t, err)
+			require.NoError(t, breakIt(ctx, env, v))
+
+			snap, err := c.Current(ctx)
+			require.NoError(t, err)
+			require.Equal(t, 32, snap.Size())
+			require.Greater(t, snap.Version, v)
+			published, err := env.RDB.Get(ctx, env.Keys.LookupVersion()).Int64()
+			require.NoError(t, err)
+			require.Equal(t, snap.Version, published, "the rebuilt snapshot is published for the other workers")
+			size, err := c.Size(ctx)
+			require.NoError(t, err)
+			require.Equal(t, int64(32), size)
+			again, err := newCache(env).Current(ctx)
+			require.NoError(t, err)
+			require.Equal(t, snap.Version, again.Version)
+		})
+	}
+}
+
+// Workers that find the snapshot broken at the same moment publish one new
+// version between them.
+func TestBrokenSnapshotIsRepublishedOnce(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	v, err := newCache(env).Publish(ctx)
+	require.NoError(t, err)
+	for _, table := range lookup.AllTables {
+		require.NoError(t, env.RDB.Del(ctx, env.Keys.Lookup(v, table)).Err())
+	}
+	const n = 8
+	snaps := make([]*lookup.Snapshot, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snaps[i], errs[i] = newCache(env).Current(ctx)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.Equal(t, 32, snaps[i].Size(), "every worker can enrich meanwhile")
+	}
+	keys, err := env.RDB.Keys(ctx, env.Keys.LookupsPattern()[:len(env.Keys.LookupsPattern())-1]+"*:"+lookup.Products).Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 1, "one version was published: %v", keys)
+	exists, err := env.RDB.Exists(ctx, env.Keys.LookupRebuild()).Result()
+	require.NoError(t, err)
+	require.Zero(t, exists, "the rebuild lock is released")
+}
+
+// While another process holds the rebuild lock, a reader serves the tables
+// it loaded itself and leaves publishing to that process.
+func TestBrokenSnapshotServesFromPostgresWhileAnotherRebuilds(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
 	ctx := context.Background()
 	c := newCache(env)
 	v, err := c.Publish(ctx)
 	require.NoError(t, err)
-	// The tables vanished (expired) while the version key survived.
-	for _, table := range lookup.AllTables {
-		require.NoError(t, env.RDB.Del(ctx, env.Keys.Lookup(v, table)).Err())
+	require.NoError(t, env.RDB.Del(ctx, env.Keys.Lookup(v, lookup.Products)).Err())
+	require.NoError(t, env.RDB.Set(ctx, env.Keys.LookupRebuild(), "someone-else", time.Minute).Err())
+
+	snap, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 32, snap.Size())
+	require.Equal(t, v, snap.Version)
+	published, err := env.RDB.Get(ctx, env.Keys.LookupVersion()).Int64()
+	require.NoError(t, err)
+	require.Equal(t, v, published, "the lock holder publishes, not this reader")
+	again, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Same(t, snap, again, "the fallback is not reloaded for every batch")
+	owner, err := env.RDB.Get(ctx, env.Keys.LookupRebuild()).Result()
+	require.NoError(t, err)
+	require.Equal(t, "someone-else", owner, "another's lock is left alone")
+}
+
+// Lookup tables that are empty in PostgreSQL give an empty snapshot, not an
+// error: promotion then rejects what it cannot validate, and nothing is
+// republished for every batch.
+func TestEmptyLookupTablesGiveAnEmptySnapshot(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	c := newCache(env)
+	for _, table := range []string{env.Tables.Zips(), env.Tables.Currencies()} {
+		_, err := env.PG.Exec(ctx, "DELETE FROM "+table)
+		require.NoError(t, err)
 	}
-	_, err = c.Current(ctx)
-	require.ErrorContains(t, err, "init-cache")
+	v, err := c.Publish(ctx)
+	require.NoError(t, err)
+
+	snap, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Empty(t, snap.Zips)
+	require.Empty(t, snap.Currencies)
+	require.Len(t, snap.Products, 15)
+	again, err := c.Current(ctx)
+	require.NoError(t, err)
+	require.Same(t, snap, again)
+	published, err := env.RDB.Get(ctx, env.Keys.LookupVersion()).Int64()
+	require.NoError(t, err)
+	require.Equal(t, v, published, "an incomplete snapshot is not republished")
 }
 
 // A snapshot an older redpg published has text zones ("Zone-1"); the tables

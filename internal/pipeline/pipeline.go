@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -92,6 +93,20 @@ type Config struct {
 	// capacity from the primary. Nothing is ever written through it.
 	// Defaults to the primary pool.
 	Reader *pgxpool.Pool
+	// LockTimeout bounds how long a statement of the pipeline's own
+	// transactions (batches, the reaper's fence, replay) waits for a lock,
+	// such as the order ids or the ledger row of a frozen worker's open
+	// transaction; a wait that times out is retried with backoff. Defaults to
+	// DefaultLockTimeout.
+	LockTimeout time.Duration
+	// StatementTimeout bounds one statement of those transactions. Defaults
+	// to DefaultStatementTimeout.
+	StatementTimeout time.Duration
+	// IdleInTransactionTimeout is how long PostgreSQL lets one of those
+	// transactions sit idle (its client frozen, paused or cut off) before it
+	// ends the session and so releases its locks. Defaults to
+	// DefaultIdleInTransactionTimeout.
+	IdleInTransactionTimeout time.Duration
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
 	// Version is the build each worker registers itself with, so `stats`
@@ -135,6 +150,15 @@ func (h Hooks) call(ctx context.Context, fn func(context.Context, string) error,
 	return fn(ctx, batchID)
 }
 
+// Defaults of the session timeouts. A batch's statements take
+// milliseconds and its transaction is never idle for longer than the Go code
+// between two statements, so these only ever end what is stuck.
+const (
+	DefaultLockTimeout              = 5 * time.Second
+	DefaultStatementTimeout         = time.Minute
+	DefaultIdleInTransactionTimeout = 30 * time.Second
+)
+
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
 	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
@@ -155,6 +179,15 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	c.Message = c.Message.WithDefaults()
+	if c.LockTimeout == 0 {
+		c.LockTimeout = DefaultLockTimeout
+	}
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = DefaultStatementTimeout
+	}
+	if c.IdleInTransactionTimeout == 0 {
+		c.IdleInTransactionTimeout = DefaultIdleInTransactionTimeout
+	}
 	return c
 }
 
@@ -172,6 +205,14 @@ func (c Config) validate() error {
 	if c.DedupWindow < time.Second {
 		errs = append(errs, fmt.Errorf("dedup window %s must be at least 1s", c.DedupWindow))
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"lock timeout", c.LockTimeout}, {"statement timeout", c.StatementTimeout}, {"idle-in-transaction timeout", c.IdleInTransactionTimeout}} {
+		if d.v < time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s %s must be at least 1ms", d.name, d.v))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -187,6 +228,7 @@ type Pipeline struct {
 	lookups *lookup.Cache
 	bound   atomic.Bool // Bind succeeded
 	windows *window.Windows
+	tx      pgx.TxOptions // begins the pipeline's own transactions with their timeouts
 }
 
 // New assembles a pipeline. workerPG may be the same pool as pg; it is the
@@ -212,12 +254,25 @@ func New(cfg Config, pg, workerPG *pgxpool.Pool, rdb redis.UniversalClient) (*Pi
 		dedup:   dedup.New(rdb, cfg.Keys.Dedup(), cfg.DedupWindow),
 		lookups: lookup.New(rdb, pg, lookup.Config{Keys: cfg.Keys, Tables: cfg.Tables, TTL: cfg.CacheTTL}),
 		windows: window.New(rdb, cfg.Keys, cfg.WindowRetention),
+		tx:      pgx.TxOptions{BeginQuery: beginSQL(cfg)},
 	}, nil
 }
 
 // Reader is the pool for read-only queries: the read replica when one is
 // configured, else the primary.
 func (p *Pipeline) Reader() *pgxpool.Pool { return p.cfg.Reader }
+
+// beginSQL starts a transaction with the configured timeouts. They are set
+// with SET LOCAL, in the same round trip as BEGIN (pgx sends a query
+// without arguments as one simple-protocol message, whatever the exec
+// mode): a setting that lasts exactly one transaction is what PgBouncer in
+// transaction pooling can honour, whereas connection parameters it either
+// refuses or does not pass on, and a session SET would follow the server
+// connection to its next client.
+func beginSQL(c Config) string {
+	return fmt.Sprintf("BEGIN; SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d",
+		c.LockTimeout.Milliseconds(), c.StatementTimeout.Milliseconds(), c.IdleInTransactionTimeout.Milliseconds())
+}
 
 // Queue is the pipeline's ingestion queue.
 func (p *Pipeline) Queue() *queue.Queue { return p.queue }

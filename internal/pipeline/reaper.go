@@ -2,9 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/redpg/redpg/internal/ledger"
 )
@@ -84,9 +88,11 @@ func (p *Pipeline) reapLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if n, err := p.Reap(ctx); err != nil && ctx.Err() == nil {
-			p.cfg.Logger.Warn("reaper failed", "err", err)
-		} else if n > 0 {
+		n, err := p.Reap(ctx)
+		if err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Warn("reaper failed; it tries again in half a lease", "err", err)
+		}
+		if n > 0 {
 			p.cfg.Logger.Info("returned dead workers' messages to the queue", "messages", n)
 		}
 		// Workers fill the live windows, so whatever runs workers trims them
@@ -101,39 +107,60 @@ func (p *Pipeline) reapLoop(ctx context.Context) {
 // releases them if they turn out to be durable already, and reports how
 // many messages were requeued. The ledger decides: the batch is fenced as
 // abandoned in PostgreSQL first, so a worker that was only slow, not dead,
-// can no longer commit it.
+// can no longer commit it. Each dead worker is reaped on its own: one whose
+// fence cannot be decided yet (a frozen worker's transaction still holds
+// its ledger row, until lock_timeout) is reported in the error and left for
+// the next round, and the others are reaped all the same.
 func (p *Pipeline) Reap(ctx context.Context) (int64, error) {
 	dead, err := p.queue.Expired(ctx, 0)
 	if err != nil {
 		return 0, err
 	}
 	var moved int64
+	var errs []error
 	for _, w := range dead {
-		batchID, _, err := p.queue.Inflight(ctx, w)
+		n, err := p.reapOne(ctx, w)
+		moved += n
 		if err != nil {
-			return moved, err
-		}
-		status := ledger.Abandoned
-		if batchID != "" {
-			if status, err = ledger.Fence(ctx, p.pg, p.cfg.Tables, batchID, w); err != nil {
-				return moved, err
+			errs = append(errs, fmt.Errorf("reap worker %s: %w", w, err))
+			if ctx.Err() != nil {
+				break
 			}
 		}
-		if status == ledger.Abandoned {
-			n, err := p.queue.Requeue(ctx, w, batchID)
-			if err != nil {
-				return moved, err
-			}
-			if n > 0 {
-				moved += n
-				p.cfg.Logger.Info("requeued a dead worker's batch", "worker", w, "batch", batchID, "messages", n)
-			}
-			continue
-		}
-		if err := p.queue.Release(ctx, w, batchID); err != nil {
-			return moved, err
-		}
-		p.cfg.Logger.Info("released a dead worker's batch that had committed", "worker", w, "batch", batchID)
 	}
-	return moved, nil
+	return moved, errors.Join(errs...)
+}
+
+// reapOne fences and then requeues or releases one dead worker's batch.
+func (p *Pipeline) reapOne(ctx context.Context, w string) (int64, error) {
+	batchID, _, err := p.queue.Inflight(ctx, w)
+	if err != nil {
+		return 0, err
+	}
+	status := ledger.Abandoned
+	if batchID != "" {
+		err := pgx.BeginTxFunc(ctx, p.pg, p.tx, func(tx pgx.Tx) error {
+			var err error
+			status, err = ledger.Fence(ctx, tx, p.cfg.Tables, batchID, w)
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	if status == ledger.Abandoned {
+		n, err := p.queue.Requeue(ctx, w, batchID)
+		if err != nil {
+			return 0, err
+		}
+		if n > 0 {
+			p.cfg.Logger.Info("requeued a dead worker's batch", "worker", w, "batch", batchID, "messages", n)
+		}
+		return max(n, 0), nil
+	}
+	if err := p.queue.Release(ctx, w, batchID); err != nil {
+		return 0, err
+	}
+	p.cfg.Logger.Info("released a dead worker's batch that had committed", "worker", w, "batch", batchID)
+	return 0, nil
 }

@@ -56,7 +56,7 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 	var promoted []string
 	var promotedRows []transform.Row
 	var taken int
-	err := pgx.BeginFunc(ctx, p.pg, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, p.pg, p.tx, func(tx pgx.Tx) error {
 		// A letter over the cap (stored before there was one) is read only
 		// as its size and first bytes, so a chunk of them cannot hold
 		// BatchSize large payloads at once.
@@ -95,7 +95,7 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 		if _, err := stage.Copy(ctx, tx, t, batchID, pr.rows); err != nil {
 			return fmt.Errorf("stage: %w", err)
 		}
-		r, err := promote.Batch(ctx, tx, t, batchID, pr.rows)
+		r, err := promote.BatchSeen(ctx, tx, t, batchID, pr.rows, pr.seen)
 		if err != nil {
 			return err
 		}
@@ -108,7 +108,7 @@ func (p *Pipeline) replayChunk(ctx context.Context, opts ReplayOptions, maxID in
 		again := int64(len(pr.rejects)) + r.Rejected
 		c := ledger.Counts{
 			Promoted:   int64(len(r.Promoted)),
-			Duplicates: pr.duplicates + r.Duplicates(),
+			Duplicates: r.Duplicates(),
 			Rejected:   again - int64(taken), // letters left the store; some came back
 		}
 		if _, err := ledger.Record(ctx, tx, t, batchID, ledger.Replay, "replay", ledger.Claim{}, c); err != nil {

@@ -29,7 +29,9 @@ func transient(err error) bool {
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
 			strings.HasPrefix(pgErr.Code, "57P"),         // admin shutdown, crash shutdown, cannot connect now
 			pgErr.Code == "40001", pgErr.Code == "40P01", // serialization failure, deadlock
-			pgErr.Code == "53300", pgErr.Code == "53400": // too many connections
+			pgErr.Code == "53300", pgErr.Code == "53400", // too many connections
+			pgErr.Code == "55P03", // lock_timeout: another transaction, maybe a frozen worker's, holds the lock
+			pgErr.Code == "25P03": // idle_in_transaction_session_timeout ended our own session
 			return true
 		}
 		return false
@@ -40,7 +42,7 @@ func transient(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	for _, s := range []string{"conn closed", "connection refused", "connection reset", "broken pipe", "LOADING", "server closed", "bad connection", "no connection"} {
+	for _, s := range []string{"conn closed", "connection refused", "connection reset", "broken pipe", "LOADING", "server closed", "bad connection", "no connection", "pool timeout"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

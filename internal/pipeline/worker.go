@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/redpg/redpg/internal/ledger"
+	"github.com/redpg/redpg/internal/lookup"
 	"github.com/redpg/redpg/internal/order"
 	"github.com/redpg/redpg/internal/promote"
 	"github.com/redpg/redpg/internal/queue"
@@ -139,7 +141,10 @@ func (p *Pipeline) Run(ctx context.Context, opts RunOptions) (ledger.Counts, err
 // work is one worker's loop.
 func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *wakeup, totals *Totals) error {
 	log := p.cfg.Logger.With("worker", id)
-	retry := backoff{base: 100 * time.Millisecond, max: 5 * time.Second}
+	// Two schedules: a claim that succeeds says Redis is back, not that the
+	// batch it returns (the same one, while it keeps failing) will work.
+	claimRetry := backoff{base: 100 * time.Millisecond, max: 5 * time.Second}
+	batchRetry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
 	done := 0
 	for opts.Iterations <= 0 || done < opts.Iterations {
 		if ctx.Err() != nil {
@@ -152,12 +157,12 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 			if ctx.Err() != nil {
 				return nil
 			}
-			d := retry.next()
+			d := claimRetry.next()
 			log.Warn("cannot claim a batch from Redis; retrying", "err", err, "in", d)
 			sleep(ctx, d)
 			continue
 		}
-		retry.reset()
+		claimRetry.reset()
 		if b != nil {
 			p.cfg.Timings.claim(claimed, len(b.Messages))
 		}
@@ -183,10 +188,12 @@ func (p *Pipeline) work(ctx context.Context, id string, opts RunOptions, wake *w
 				log.Info("stopping with a batch unfinished; its lease will return it to the queue", "batch", b.ID)
 				return nil
 			}
-			log.Error("batch failed; it stays claimed and will be retried", "batch", b.ID, "err", err)
-			sleep(ctx, retry.next())
+			d := batchRetry.next()
+			log.Error("batch failed; it stays claimed and will be retried", "batch", b.ID, "err", err, "in", d)
+			sleep(ctx, d)
 			continue
 		}
+		batchRetry.reset()
 		done++
 		totals.add(counts)
 		if opts.OnBatch != nil {
@@ -221,27 +228,55 @@ func decodeSafely(opt order.Options, raw []byte) (o order.Order, err error) {
 	return opt.Decode(raw)
 }
 
-// prepared is a batch after decoding, de-duplication and enrichment.
+// prepared is a batch after decoding, the window lookup and enrichment.
 type prepared struct {
-	rows       []transform.Row
-	raws       [][]byte // raw payload of each row, for dead letters
-	rejects    []promote.Rejection
-	duplicates int64
-	received   int64
-	claim      ledger.Claim // where the batch sits in the Redis account, kept in its ledger row
+	rows     []transform.Row
+	seen     []bool   // seen[i]: rows[i]'s order id is in the de-dup window, so promoted already; nil: not looked up
+	raws     [][]byte // raw payload of each row, for dead letters
+	rejects  []promote.Rejection
+	received int64
+	claim    ledger.Claim // where the batch sits in the Redis account, kept in its ledger row
 }
 
-// prepare decodes, de-duplicates within the batch and against the window,
-// and enriches the batch's messages.
+// seenAt is the window's verdict on row i alone, for promoting it alone.
+func (pr *prepared) seenAt(i int) []bool {
+	if pr.seen == nil {
+		return nil
+	}
+	return pr.seen[i : i+1]
+}
+
+// prepare decodes the batch's messages, looks their ids up in the de-dup
+// window and enriches them. It drops no copy of an id, neither a repeat in
+// the batch nor one the window has seen: whether a copy is a duplicate
+// depends on whether it is valid, which promotion decides (an invalid copy
+// is a dead letter and never claims its id), so every decoded copy is
+// staged and checked, and the window only spares the valid re-sends a
+// trip into orders.
 func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error) {
 	snap, err := p.lookups.Current(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lookup snapshot: %w", err)
 	}
+	return p.prepareWith(ctx, msgs, snap, true)
+}
+
+// prepareWithoutRedis prepares a batch whose preparation kept failing for
+// a reason of its own: no lookup snapshot (promotion then enriches every
+// row from the lookup tables) and no window (the primary key still judges
+// duplicates). Slower, never wrong, and it cannot fail.
+func (p *Pipeline) prepareWithoutRedis(ctx context.Context, msgs [][]byte) *prepared {
+	pr, _ := p.prepareWith(ctx, msgs, &lookup.Snapshot{}, false)
+	return pr
+}
+
+// prepareWith decodes msgs and enriches them from snap, looking their ids
+// up in the de-dup window when window is set.
+func (p *Pipeline) prepareWith(ctx context.Context, msgs [][]byte, snap *lookup.Snapshot, window bool) (*prepared, error) {
+	var err error
 	pr := &prepared{received: int64(len(msgs))}
 	orders := make([]order.Order, 0, len(msgs))
 	raws := make([][]byte, 0, len(msgs))
-	seen := make(map[string]struct{}, len(msgs))
 	for _, raw := range msgs {
 		o, err := decodeSafely(p.cfg.Message, raw)
 		if err != nil {
@@ -254,11 +289,6 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 			pr.rejects = append(pr.rejects, promote.Rejection{OrderID: rej.OrderID, Reason: rej.Reason, Detail: rej.Detail, Raw: raw})
 			continue
 		}
-		if _, dup := seen[o.OrderID]; dup {
-			pr.duplicates++
-			continue
-		}
-		seen[o.OrderID] = struct{}{}
 		orders = append(orders, o)
 		raws = append(raws, raw)
 	}
@@ -266,22 +296,13 @@ func (p *Pipeline) prepare(ctx context.Context, msgs [][]byte) (*prepared, error
 	for i := range orders {
 		ids[i] = orders[i].OrderID
 	}
-	inWindow, err := p.dedup.Seen(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("dedup window: %w", err)
-	}
-	keep := orders[:0]
-	keepRaw := raws[:0]
-	for i, o := range orders {
-		if inWindow[i] {
-			pr.duplicates++
-			continue
+	if window {
+		if pr.seen, err = p.dedup.Seen(ctx, ids); err != nil {
+			return nil, fmt.Errorf("dedup window: %w", err)
 		}
-		keep = append(keep, o)
-		keepRaw = append(keepRaw, raws[i])
 	}
-	pr.rows = transform.Apply(keep, snap)
-	pr.raws = keepRaw
+	pr.rows = transform.Apply(orders, snap)
+	pr.raws = raws
 	return pr, nil
 }
 
@@ -325,8 +346,14 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 	if b.Quarantined {
 		return p.quarantine(ctx, worker, b)
 	}
+	retry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
+	// Attempts counts this worker's claims of this very batch, so failures
+	// before a re-claim count too. Messages that kill their workers are not
+	// caught here (a dead worker's batch is requeued as a new one) but by
+	// the requeue's per-copy redelivery count and quarantine.
+	failures := int(b.Attempts) - 1
 	prepared := p.cfg.Timings.now()
-	pr, err := p.prepare(ctx, b.Messages)
+	pr, err := p.prepareRetrying(ctx, stop, log, b.Messages, &failures, &retry)
 	if err != nil {
 		return ledger.Counts{}, err
 	}
@@ -336,12 +363,6 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 	b.Messages = nil
 	p.cfg.Timings.add(stepPrepare, prepared)
 	var out outcome
-	retry := backoff{base: 200 * time.Millisecond, max: 10 * time.Second}
-	// Attempts counts this worker's claims of this very batch, so failures
-	// before a re-claim count too. Messages that kill their workers are not
-	// caught here (a dead worker's batch is requeued as a new one) but by
-	// the requeue's per-copy redelivery count and quarantine.
-	failures := int(b.Attempts) - 1
 	for {
 		if failures < p.cfg.MaxAttempts {
 			out, err = p.commit(ctx, worker, b.ID, pr)
@@ -405,6 +426,34 @@ func (p *Pipeline) recordWindows(ctx context.Context, rows []transform.Row) {
 	}
 }
 
+// prepareRetrying prepares msgs, retrying with backoff while it fails.
+// Failures that are not the infrastructure's count in failures, which the
+// commit goes on counting; at MaxAttempts the batch is prepared without
+// Redis's help rather than held forever.
+func (p *Pipeline) prepareRetrying(ctx, stop context.Context, log *slog.Logger, msgs [][]byte, failures *int, retry *backoff) (*prepared, error) {
+	for {
+		pr, err := p.prepare(ctx, msgs)
+		if err == nil {
+			return pr, nil
+		}
+		if stop.Err() != nil || ctx.Err() != nil {
+			return nil, errors.Join(err, context.Cause(stop))
+		}
+		if !transient(err) {
+			if *failures++; *failures >= p.cfg.MaxAttempts {
+				log.Error("preparing the batch failed too often; going on without the lookup snapshot and the de-dup window",
+					"err", err, "failures", *failures)
+				return p.prepareWithoutRedis(ctx, msgs), nil
+			}
+		}
+		d := retry.next()
+		log.Warn("batch not prepared; retrying", "err", err, "failures", *failures, "in", d)
+		if !sleep(stop, d) {
+			return nil, context.Cause(stop)
+		}
+	}
+}
+
 // settle finishes a batch someone else decided: committed batches are
 // acknowledged, abandoned ones were (or are now) requeued.
 func (p *Pipeline) settle(ctx context.Context, worker string, b *queue.Batch, status string) error {
@@ -438,7 +487,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 	tm := p.cfg.Timings
 	began := tm.now()
 	var inner time.Duration // staging and promotion, told apart from BEGIN, ledger and COMMIT
-	err := pgx.BeginFunc(ctx, p.wpg, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, p.wpg, p.tx, func(tx pgx.Tx) error {
 		out = outcome{}
 		h := p.cfg.Hooks
 		if err := h.call(ctx, h.BeforeStage, batchID); err != nil {
@@ -453,7 +502,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 			return err
 		}
 		promoting := tm.now()
-		res, err := promote.Batch(ctx, tx, p.cfg.Tables, batchID, pr.rows)
+		res, err := promote.BatchSeen(ctx, tx, p.cfg.Tables, batchID, pr.rows, pr.seen)
 		if err != nil {
 			return err
 		}
@@ -470,7 +519,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 		out.counts = ledger.Counts{
 			Received:   pr.received,
 			Promoted:   int64(len(res.Promoted)),
-			Duplicates: pr.duplicates + res.Duplicates(),
+			Duplicates: res.Duplicates(),
 			Rejected:   int64(len(pr.rejects)) + res.Rejected,
 		}
 		if err := p.record(ctx, tx, batchID, worker, pr.claim, &out); err != nil {
@@ -514,8 +563,8 @@ func (p *Pipeline) record(ctx context.Context, tx pgx.Tx, batchID, worker string
 // so the batch stays atomic.
 func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *prepared) (outcome, error) {
 	var out outcome
-	err := pgx.BeginFunc(ctx, p.wpg, func(tx pgx.Tx) error {
-		out = outcome{counts: ledger.Counts{Received: pr.received, Duplicates: pr.duplicates}}
+	err := pgx.BeginTxFunc(ctx, p.wpg, p.tx, func(tx pgx.Tx) error {
+		out = outcome{counts: ledger.Counts{Received: pr.received}}
 		rejects := append([]promote.Rejection(nil), pr.rejects...)
 		for i := range pr.rows {
 			var res promote.Result
@@ -524,7 +573,7 @@ func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *p
 					return err
 				}
 				var err error
-				res, err = promote.Batch(ctx, sp, p.cfg.Tables, batchID, pr.rows[i:i+1])
+				res, err = promote.BatchSeen(ctx, sp, p.cfg.Tables, batchID, pr.rows[i:i+1], pr.seenAt(i))
 				return err
 			})
 			if err != nil {

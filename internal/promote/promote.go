@@ -149,9 +149,27 @@ const maxAttempts = 10
 // leaves them to the primary key rather than probing orders for every row;
 // when the key refuses the COPY, the batch is checked again with the probe.
 func Batch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row) (Result, error) {
+	return BatchSeen(ctx, tx, t, batchID, rows, nil)
+}
+
+// BatchSeen is Batch for rows some of whose order ids the caller knows to
+// be in orders already (seen[i] for rows[i]; nil for none), as the de-dup
+// window does. Such a row is still checked — validity comes first, so an
+// invalid copy of a promoted order is a dead letter like any invalid copy —
+// and, when valid, is a duplicate without a trip into orders.
+//
+// One rule decides every copy of an order id, so the outcome never depends
+// on how messages were batched: an invalid copy is a dead letter and never
+// claims the id; a valid copy is promoted unless the id is in orders
+// already (committed before, or by an earlier valid copy in this batch),
+// and is then a duplicate.
+func BatchSeen(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row, seen []bool) (Result, error) {
+	if seen != nil && len(seen) != len(rows) {
+		return Result{}, fmt.Errorf("promote batch %s: %d rows but %d seen marks", batchID, len(rows), len(seen))
+	}
 	probe := false
 	for attempt := 1; ; attempt++ {
-		res, err := attemptBatch(ctx, tx, t, batchID, rows, probe)
+		res, err := attemptBatch(ctx, tx, t, batchID, rows, seen, probe)
 		if err == nil {
 			return res, nil
 		}
@@ -179,7 +197,7 @@ func raced(err error) bool {
 
 // attemptBatch checks and promotes under a savepoint, so that a COPY the
 // primary key refuses rolls back to the staged batch for another check.
-func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row, probe bool) (Result, error) {
+func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID string, rows []transform.Row, seen []bool, probe bool) (Result, error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return Result{}, err
@@ -192,7 +210,7 @@ func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID strin
 	if len(verdicts) > len(rows) {
 		return Result{}, fmt.Errorf("%d rows staged under batch %s, %d handed to promotion", len(verdicts), batchID, len(rows))
 	}
-	valid, rejects, err := sortOut(rows, verdicts)
+	valid, rejects, err := sortOut(rows, seen, verdicts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -243,13 +261,16 @@ func check(ctx context.Context, tx pgx.Tx, sql, batchID string) ([]verdict, erro
 }
 
 // sortOut applies the verdicts to rows: rejected rows become dead letters
-// carrying their normalised message, duplicates are dropped, gaps in the
-// enrichment are filled (in copies), and what remains is returned in
-// order_id order (the first of repeated ids in the batch wins). A common order is what
-// keeps two batches that share ids from deadlocking on each other's
-// inserts; any total order serves, so it is Go's byte order.
-func sortOut(rows []transform.Row, verdicts []verdict) ([]transform.Row, []Rejection, error) {
-	if len(verdicts) == 0 && strictlyIncreasing(rows) {
+// carrying their normalised message, duplicates (rows whose id is taken or
+// seen, and repeats of a valid row earlier in the batch) are dropped, gaps
+// in the enrichment are filled (in copies), and what remains is returned in
+// order_id order. Rejection is decided before duplication, so an invalid
+// copy never stands in for a valid one: the first valid copy of an id wins.
+// A common order is what keeps two batches that share ids from
+// deadlocking on each other's inserts; any total order serves, so it is
+// Go's byte order.
+func sortOut(rows []transform.Row, seen []bool, verdicts []verdict) ([]transform.Row, []Rejection, error) {
+	if len(verdicts) == 0 && !slices.Contains(seen, true) && strictlyIncreasing(rows) {
 		return rows, nil, nil // the usual batch: nothing to drop, fill or sort
 	}
 	byRow := make(map[int32]*verdict, len(verdicts))
@@ -267,6 +288,9 @@ func sortOut(rows []transform.Row, verdicts []verdict) ([]transform.Row, []Rejec
 	}
 	keep := make([]int, 0, len(rows))
 	for i := range rows {
+		if seen != nil && seen[i] {
+			continue // a dead letter above if invalid, else a duplicate
+		}
 		if v := byRow[int32(i)]; v == nil || (v.reason == nil && !v.duplicate) {
 			keep = append(keep, i)
 		}
@@ -278,7 +302,7 @@ func sortOut(rows []transform.Row, verdicts []verdict) ([]transform.Row, []Rejec
 	valid := make([]transform.Row, 0, len(keep))
 	for _, i := range keep {
 		if n := len(valid); n > 0 && valid[n-1].Order.OrderID == rows[i].Order.OrderID {
-			continue // repeated in the batch: a duplicate of the row just kept
+			continue // a later valid copy of the row just kept: a duplicate
 		}
 		valid = append(valid, rows[i])
 		if v := byRow[int32(i)]; v != nil {

@@ -457,3 +457,56 @@ func ratRate(t *testing.T, s string) *big.Rat {
 	require.True(t, ok)
 	return r
 }
+
+// Copies of one order id: validity is decided first, so an invalid copy is
+// a dead letter wherever it stands and the first valid copy is promoted; a
+// row marked seen (its id promoted already) is a duplicate when valid and a
+// dead letter when not.
+func TestBatchSeenDecidesValidityBeforeDuplication(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	snap := snapshot(t, env)
+
+	bad := func(id, customer string) order.Message {
+		m := msg(id)
+		m.ProductID, m.CustomerID = "PROD-404", customer
+		return m
+	}
+	good := func(id, customer string) order.Message {
+		m := msg(id)
+		m.CustomerID = customer
+		return m
+	}
+	rs := rows(t, snap,
+		bad("A", "C-1"), good("A", "C-2"), good("A", "C-3"), // invalid first: the first valid copy wins
+		good("B", "C-1"), bad("B", "C-2"), // an invalid repeat is still a letter
+		good("S", "C-1"), bad("S", "C-2"), // seen: a valid copy is a duplicate, an invalid one a letter
+	)
+	seen := []bool{false, false, false, false, false, true, true}
+	var res promote.Result
+	require.NoError(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
+		if _, err := stage.Copy(ctx, tx, env.Tables, "b-seen", rs); err != nil {
+			return err
+		}
+		var err error
+		res, err = promote.BatchSeen(ctx, tx, env.Tables, "b-seen", rs, seen)
+		return err
+	}))
+	slices.Sort(res.Promoted)
+	require.Equal(t, []string{"A", "B"}, res.Promoted)
+	require.Equal(t, int64(3), res.Rejected)
+	require.Equal(t, int64(2), res.Duplicates(), "A's third copy and S's valid one")
+	var customers []string
+	r, err := env.PG.Query(ctx, "SELECT order_id || ' ' || customer_id FROM "+env.Tables.Orders()+" ORDER BY 1")
+	require.NoError(t, err)
+	customers, err = pgx.CollectRows(r, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"A C-2", "B C-1"}, customers)
+	require.Equal(t, int64(3), env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()+" WHERE reason = $1", order.ReasonUnknownProduct))
+
+	require.Error(t, pgx.BeginFunc(ctx, env.PG, func(tx pgx.Tx) error {
+		_, err := promote.BatchSeen(ctx, tx, env.Tables, "b-short", rs, seen[:2])
+		return err
+	}), "seen marks must match the rows")
+}

@@ -347,11 +347,27 @@ func EnsureDatabase(ctx context.Context, connString string) error {
 	}
 	defer admin.Close(ctx)
 	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: created concurrently
+	if createdConcurrently(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("create database %q: %w", name, err)
 	}
 	return nil
+}
+
+// createdConcurrently reports whether CREATE DATABASE failed only because
+// another process created the same database first, as happens when several
+// workers start together on a fresh server. PostgreSQL says so with
+// duplicate_database when the other creation had committed before ours
+// began, but with a unique violation on pg_database's name index when both
+// were under way at once: the loser waits for the winner's catalog row and
+// then collides with it.
+func createdConcurrently(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "42P04" || // duplicate_database
+		pgErr.Code == "23505" && pgErr.ConstraintName == "pg_database_datname_index" // unique_violation
 }

@@ -184,3 +184,51 @@ func TestEnsureDatabaseReportsAnUnreachableServer(t *testing.T) {
 	err := schema.EnsureDatabase(context.Background(), "postgres://root@127.0.0.1:1/redpg_nowhere?connect_timeout=2")
 	require.Error(t, err)
 }
+
+// TestEnsureDatabaseConcurrentFirstStart starts several processes' worth of
+// EnsureDatabase + Migrate on one database that does not exist yet, as
+// workers started together on a fresh server do. PostgreSQL reports the
+// losers of the CREATE DATABASE race as a unique violation on
+// pg_database (23505), not as duplicate_database; every one of them must
+// still succeed.
+func TestEnsureDatabaseConcurrentFirstStart(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	name := "redpg_race_" + testenv.ID()
+	u, err := url.Parse(testenv.DatabaseURL())
+	require.NoError(t, err)
+	u.Path = "/" + name
+	t.Cleanup(func() {
+		_, _ = env.PG.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	})
+
+	const n = 8
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if errs[i] = schema.EnsureDatabase(ctx, u.String()); errs[i] != nil {
+				return
+			}
+			conn, err := pgx.Connect(ctx, u.String())
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer conn.Close(ctx)
+			var one int
+			errs[i] = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "starter %d", i)
+	}
+	require.Equal(t, int64(1), env.Count(t, "SELECT count(*) FROM pg_database WHERE datname = $1", name))
+}

@@ -1,0 +1,4 @@
+package pipeline
+
+// BeginSQL exposes beginSQL to the external tests.
+var BeginSQL = beginSQL
