@@ -28,7 +28,7 @@ func (r *runner) preload(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "SET maintenance_work_mem = '256MB'"); err != nil {
 		return err
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "RESET maintenance_work_mem") //nolint:errcheck
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "RESET maintenance_work_mem") }()
 	orders := r.tables.Orders()
 
 	// Remember and drop the constraints (primary key, foreign key) and the

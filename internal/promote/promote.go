@@ -202,7 +202,7 @@ func attemptBatch(ctx context.Context, tx pgx.Tx, t schema.Tables, batchID strin
 	if err != nil {
 		return Result{}, err
 	}
-	defer sp.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op once released
+	defer func() { _ = sp.Rollback(context.WithoutCancel(ctx)) }() // a no-op once released
 	verdicts, err := check(ctx, sp, CheckSQL(t, probe), batchID)
 	if err != nil {
 		return Result{}, err

@@ -194,7 +194,7 @@ func MigrateWith(ctx context.Context, pool *pgxpool.Pool, schemaName string, opt
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lock); err != nil {
 		return nil, fmt.Errorf("lock migrations: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock) //nolint:errcheck
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock) }()
 
 	s := pgx.Identifier{schemaName}.Sanitize()
 	ledger := pgx.Identifier{schemaName, "redpg_migrations"}.Sanitize()

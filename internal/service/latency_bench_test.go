@@ -34,7 +34,7 @@ func BenchmarkEndToEndLatency(b *testing.B) {
 	require.NoError(b, err)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); _ = <-done }()
 	for !svc.Leader() {
 		time.Sleep(10 * time.Millisecond)
 	}

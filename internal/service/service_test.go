@@ -75,7 +75,7 @@ func start(t *testing.T, cfg service.Config) *running {
 	go func() { r.done <- svc.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-r.done
+		_ = <-r.done
 		if t.Failed() {
 			t.Logf("service log:\n%s", logs.String())
 		}
