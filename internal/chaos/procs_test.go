@@ -59,10 +59,7 @@ func redpgBinary(t testing.TB) string {
 	t.Helper()
 	root := repoRoot(t)
 	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
+		goTool := testenv.GoTool()
 		if buildDir, buildErr = os.MkdirTemp("", "redpg-chaos-bin-"); buildErr != nil {
 			return
 		}

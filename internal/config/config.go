@@ -59,8 +59,10 @@ type Config struct {
 	// public.
 	Schema string
 
-	// KeyPrefix is prepended to every Redis key, so tenants and tests never
-	// collide. Defaults to empty (keys such as orders:ingestion).
+	// KeyPrefix names a deployment, so tenants and tests never collide: the
+	// queue is <prefix>orders:ingestion and every other key lives under
+	// redpg:{<queue>}: (see package keys). Defaults to empty: the queue is
+	// orders:ingestion, where the Python reference's producers push.
 	KeyPrefix string
 
 	// Workers is the number of concurrent workers `process` runs. Defaults to 4.

@@ -153,7 +153,7 @@ var (
 	descWorkers     = prometheus.NewDesc("redpg_workers_alive", "Workers (in every process) holding a lease.", nil, nil)
 	descDedup       = prometheus.NewDesc("redpg_dedup_window_ids", "Order ids in the de-dup window.", nil, nil)
 	descLookup      = prometheus.NewDesc("redpg_lookup_cache_entries", "Entries in the current lookup snapshot.", nil, nil)
-	descProduced    = prometheus.NewDesc("redpg_produced_total", "Messages ever enqueued by any producer (the Redis counter).", nil, nil)
+	descProduced    = prometheus.NewDesc("redpg_produced_total", "Messages redpg's own producers enqueued (the Redis counter); others' are counted when claimed.", nil, nil)
 	descWindow      = prometheus.NewDesc("redpg_window_members", "Members of a live time window.", []string{"window"}, nil)
 )
 

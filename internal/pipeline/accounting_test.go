@@ -243,6 +243,9 @@ func TestClearAllLeavesOtherDeploymentsAlone(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, mine.Depth)
 	require.Zero(t, mine.Produced)
+	left, err := env.RDB.Keys(ctx, env.Keys.Pattern()).Result()
+	require.NoError(t, err)
+	require.Empty(t, left, "nothing of the cleared deployment is left")
 	require.NoError(t, env.RDB.Del(ctx, "orders:dedup:"+env.Prefix, other.Queue()).Err())
 }
 

@@ -114,13 +114,12 @@ type ClearOptions struct {
 func (p *Pipeline) Clear(ctx context.Context, opts ClearOptions) error {
 	k := p.cfg.Keys
 	if opts.All {
-		if err := p.unlinkMatching(ctx, k.Pattern()); err != nil {
-			return err
-		}
+		// Purge first: it empties the queue and keeps the reference's depth
+		// counters truthful, and what it counts goes with the namespace.
 		if _, err := p.queue.Purge(ctx); err != nil {
 			return err
 		}
-		if err := p.rdb.Unlink(ctx, k.Queue()).Err(); err != nil {
+		if err := p.unlinkMatching(ctx, k.Pattern()); err != nil {
 			return err
 		}
 		t := p.cfg.Tables

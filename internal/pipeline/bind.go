@@ -67,7 +67,7 @@ func (p *Pipeline) bind(ctx context.Context, reset bool) error {
 	if !acknowledged {
 		p.cfg.Logger.Warn("the Redis account had lost its binding to this database: Redis lost its data (restart without persistence, flush, eviction?); "+
 			"`redpg reconcile` will report what may have been lost until `redpg clear --account`", "keys", p.cfg.Keys.Namespace())
-	} else if b.State == "reset" && b.Previous != "" && b.Previous != id {
+	} else if b.State == "reset" && !reset && b.Previous != "" && b.Previous != id {
 		p.cfg.Logger.Warn("the Redis account belonged to another database; this database is new, so the account starts over",
 			"keys", p.cfg.Keys.Namespace(), "previous_database", b.Previous, "database", id)
 	}
@@ -92,7 +92,7 @@ func bindingReason(b queue.Binding, reset, hasEpochs bool) (string, bool) {
 }
 
 func mismatchMessage(namespace, redisDB, pgDB string) string {
-	return fmt.Sprintf("Redis keys %s* keep the account of database %s, but this database is %s and has its own history: "+
+	return fmt.Sprintf("Redis keys %s* keep the account of database %s, but this database is %s: "+
 		"point REDIS_URL or REDPG_KEY_PREFIX at this database's deployment, or, if the Redis state is stale, "+
 		"stop the workers and run `redpg clear --account` to start its account over", namespace, redisDB, pgDB)
 }

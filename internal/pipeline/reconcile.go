@@ -133,10 +133,11 @@ func (p *Pipeline) Reconcile(ctx context.Context) (Reconciliation, error) {
 	if led.allRejected != r.DeadLetters {
 		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d rejected but orders_rejected holds %d rows", led.allRejected, r.DeadLetters))
 	}
-	if q.Database != "" && led.database != q.Database {
+	foreign := q.Database != "" && led.database != q.Database
+	if foreign {
 		r.Problems = append(r.Problems, mismatchMessage(p.cfg.Keys.Namespace(), q.Database, led.database))
 	}
-	if q.Epoch != "" && !led.epochKnown {
+	if q.Epoch != "" && !led.epochKnown && !foreign {
 		r.Problems = append(r.Problems, fmt.Sprintf("the Redis account (epoch %s) was started without redpg: Redis lost its data "+
 			"(restarted without persistence, flushed, evicted?), so what was queued or in flight then is not accounted for; "+
 			"once dealt with, stop the workers and run `redpg clear --account`", q.Epoch))

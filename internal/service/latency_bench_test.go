@@ -34,7 +34,12 @@ func BenchmarkEndToEndLatency(b *testing.B) {
 	require.NoError(b, err)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	defer func() { cancel(); _ = <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Log(err)
+		}
+	}()
 	for !svc.Leader() {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -26,10 +26,7 @@ func buildRedpg(t *testing.T, dir string) string {
 	require.True(t, ok)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	bin := filepath.Join(dir, "redpg")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	goTool := testenv.GoTool()
 	cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/redpg")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()

@@ -75,7 +75,9 @@ func start(t *testing.T, cfg service.Config) *running {
 	go func() { r.done <- svc.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		_ = <-r.done
+		if err := <-r.done; err != nil {
+			t.Logf("service: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("service log:\n%s", logs.String())
 		}

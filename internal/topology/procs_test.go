@@ -48,7 +48,7 @@ func redpgBinary(t testing.TB) string {
 			return
 		}
 		buildBin = filepath.Join(buildDir, "redpg")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", buildBin, "./cmd/redpg")
+		cmd := exec.Command(testenv.GoTool(), "build", "-o", buildBin, "./cmd/redpg")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/redpg: %v\n%s", err, out)
