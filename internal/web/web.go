@@ -47,14 +47,12 @@ var assets embed.FS
 
 // Config configures the handler.
 type Config struct {
-	// Pipeline supplies stats and worker leases. Required.
+	// Pipeline supplies the stats, live windows and workers. Required.
 	Pipeline *pipeline.Pipeline
 	// PG is a direct pool for views, dead letters and readiness. Required.
 	PG *pgxpool.Pool
 	// RDB is the Redis client, pinged by /readyz. Required.
 	RDB redis.UniversalClient
-	// Windows reports the live windows. Defaults to SQLWindows over orders.
-	Windows WindowSource
 	// Metrics serves /metrics. Defaults to a registry that only reads the
 	// shared state (metrics.FromPipeline); pass the one workers report to.
 	Metrics http.Handler
@@ -79,9 +77,6 @@ type Config struct {
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
-	if c.Windows == nil && c.PG != nil && c.Pipeline != nil {
-		c.Windows = SQLWindows{PG: c.PG, Tables: c.Pipeline.Config().Tables}
-	}
 	if c.Metrics == nil && c.Pipeline != nil {
 		c.Metrics = metrics.New(metrics.Config{Gauges: metrics.FromPipeline(c.Pipeline)}).Handler()
 	}
