@@ -265,8 +265,8 @@ func TestDemoServeShowsOrdersArrive(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	stdout, stderr, done := background(ctx, env, "demo", "--serve", "--count", "1500", "--duplicates", "0", "--seed", "8",
-		"--pace", "3s", "--linger", "2s", "--http-addr", addr, "-w", "2")
+	stdout, stderr, done := background(ctx, env, "demo", "--serve", "--count", "2000", "--duplicates", "0", "--seed", "8",
+		"--pace", "4s", "--linger", "2s", "--http-addr", addr, "-w", "2")
 	get := getter(t, ctx, addr)
 	seen := map[int64]bool{}
 	var code int
@@ -287,10 +287,10 @@ func TestDemoServeShowsOrdersArrive(t *testing.T) {
 	require.Contains(t, stderr.String(), "dashboard on http://"+addr+"/")
 	require.Contains(t, stdout.String(), "keep serving the dashboard for 2s")
 	require.Contains(t, stdout.String(), "OK:")
-	require.True(t, seen[1500], "the dashboard showed every order: %v", seen)
+	require.True(t, seen[2000], "the dashboard showed every order: %v", seen)
 	var between int
 	for n := range seen {
-		if n > 0 && n < 1500 {
+		if n > 0 && n < 2000 {
 			between++
 		}
 	}
