@@ -79,8 +79,8 @@ lint: $(LINT_BIN)/staticcheck $(LINT_BIN)/errcheck ## gofmt, go vet, staticcheck
 	$(LINT_BIN)/errcheck -exclude .errcheck-excludes -tags chaos ./...
 	$(LINT_BIN)/errcheck -exclude .errcheck-excludes -tags topology ./...
 
-demo: ## Start services and run the demo pipeline, steps 3-4 by redpg serve in-process
-	bash scripts/services.sh && $(GO) run ./cmd/redpg demo --serve
+demo: ## Start services and run the demo by redpg serve in-process; watch it on http://127.0.0.1:8080/
+	bash scripts/services.sh && $(GO) run ./cmd/redpg demo --serve --pace 20s --linger 1m
 
 services: ## Start PostgreSQL, Redis and PgBouncer for tests (idempotent)
 	bash scripts/services.sh

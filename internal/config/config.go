@@ -109,7 +109,8 @@ type Config struct {
 	RefreshFallback time.Duration
 	ShutdownTimeout time.Duration
 	LeaderPoll      time.Duration
-	// HTTPAddr is where the dashboard, API and metrics listen (host:port).
+	// HTTPAddr is where `redpg serve` (and `redpg dashboard`) serve the
+	// dashboard, API, metrics and health checks (host:port), or HTTPOff.
 	// Defaults to empty, which means web.DefaultAddr (loopback only).
 	HTTPAddr string
 
@@ -135,6 +136,10 @@ type Config struct {
 	StatementTimeout         time.Duration
 	IdleInTransactionTimeout time.Duration
 }
+
+// HTTPOff as HTTPAddr (REDPG_HTTP_ADDR, --http-addr) turns off the HTTP
+// server `redpg serve` runs by default.
+const HTTPOff = "off"
 
 // Default values, exported so documentation and help text can quote them.
 const (
@@ -292,9 +297,9 @@ func (c Config) Validate() error {
 	if c.LeaderPoll > 0 && c.LeaderPoll < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("REDPG_LEADER_POLL %s: must be at least 10ms", c.LeaderPoll))
 	}
-	if c.HTTPAddr != "" {
+	if c.HTTPAddr != "" && c.HTTPAddr != HTTPOff {
 		if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
-			errs = append(errs, fmt.Errorf("REDPG_HTTP_ADDR %q: want host:port, such as 127.0.0.1:8080", c.HTTPAddr))
+			errs = append(errs, fmt.Errorf("REDPG_HTTP_ADDR %q: want host:port, such as 127.0.0.1:8080, or %s", c.HTTPAddr, HTTPOff))
 		}
 	}
 	if c.RedisWaitReplicas < 0 {

@@ -343,6 +343,9 @@ func TestValidate(t *testing.T) {
 	c.PgBouncerURL = "postgres://app@pgb:6432/shop"
 	c.HTTPAddr = ":9090"
 	require.NoError(t, c.Validate())
+	c.HTTPAddr = HTTPOff
+	require.NoError(t, c.Validate(), "off turns the HTTP server off")
+	c.HTTPAddr = ":9090"
 	require.Equal(t, c.PgBouncerURL, c.WorkerDatabaseURL())
 	require.True(t, strings.HasPrefix(good.DatabaseURL, "postgres://"))
 }

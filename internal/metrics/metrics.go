@@ -31,8 +31,8 @@ type Gauges struct {
 	DedupWindow int64 // order ids in the de-dup window
 	LookupCache int64 // entries in the current lookup snapshot
 	Produced    int64 // messages ever enqueued
-	// Windows holds the member count of each live time window (by name,
-	// such as "1m"); empty until a process keeps windows.
+	// Windows holds the orders in each live time window, by its span
+	// ("1m", "5m", "1h"), as `stats` reports them.
 	Windows map[string]int64
 }
 
@@ -154,7 +154,7 @@ var (
 	descDedup       = prometheus.NewDesc("redpg_dedup_window_ids", "Order ids in the de-dup window.", nil, nil)
 	descLookup      = prometheus.NewDesc("redpg_lookup_cache_entries", "Entries in the current lookup snapshot.", nil, nil)
 	descProduced    = prometheus.NewDesc("redpg_produced_total", "Messages redpg's own producers enqueued (the Redis counter); others' are counted when claimed.", nil, nil)
-	descWindow      = prometheus.NewDesc("redpg_window_members", "Members of a live time window.", []string{"window"}, nil)
+	descWindow      = prometheus.NewDesc("redpg_window_members", "Promoted orders whose order time falls in a live time window (last 1m, 5m, 1h).", []string{"window"}, nil)
 )
 
 func (s sharedState) Describe(ch chan<- *prometheus.Desc) {

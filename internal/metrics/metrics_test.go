@@ -17,6 +17,7 @@ import (
 	"github.com/redpg/redpg/internal/metrics"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/testenv"
+	"github.com/redpg/redpg/internal/window"
 )
 
 // scrape fetches h's exposition in the text format and parses it.
@@ -128,6 +129,26 @@ func TestMetricsCountAWholeRun(t *testing.T) {
 	require.Zero(t, value(t, after, "redpg_workers_alive"))
 	require.Equal(t, float64(gen.Unique), value(t, after, "redpg_dedup_window_ids"))
 	require.Positive(t, value(t, after, "redpg_lookup_cache_entries"))
+	require.Positive(t, value(t, after, "redpg_window_members", "window", "1h"), "generated orders fall within the last hour")
+}
+
+// TestMetricsReadTheLiveWindows checks that the window gauges are the
+// windows the workers keep in Redis, by span.
+func TestMetricsReadTheLiveWindows(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	p, err := pipeline.New(pipeline.Config{Keys: env.Keys, Tables: env.Tables}, env.PG, nil, env.RDB)
+	require.NoError(t, err)
+	now := time.Now()
+	require.NoError(t, p.Windows().Record(t.Context(), []window.Order{
+		{ID: "a", Time: now.Add(-10 * time.Second), USDCents: 1},
+		{ID: "b", Time: now.Add(-3 * time.Minute), USDCents: 1},
+		{ID: "c", Time: now.Add(-30 * time.Minute), USDCents: 1},
+	}))
+	fams := scrape(t, metrics.New(metrics.Config{Gauges: metrics.FromPipeline(p)}).Handler())
+	require.Equal(t, 1.0, value(t, fams, "redpg_window_members", "window", "1m"))
+	require.Equal(t, 2.0, value(t, fams, "redpg_window_members", "window", "5m"))
+	require.Equal(t, 3.0, value(t, fams, "redpg_window_members", "window", "1h"))
 }
 
 // TestMetricsReportUnreadableState checks that a failing Redis reading

@@ -7,8 +7,9 @@ import (
 )
 
 // FromPipeline reads Gauges from p's Redis state: one atomic reading of the
-// queue's counters and two cardinalities, no PostgreSQL query, so frequent
-// scrapes stay cheap.
+// queue's counters, two cardinalities and one reading of the live windows
+// (a script bounded by the longest window's seconds), no PostgreSQL query,
+// so frequent scrapes stay cheap.
 func FromPipeline(p *pipeline.Pipeline) func(context.Context) (Gauges, error) {
 	return func(ctx context.Context) (Gauges, error) {
 		var g Gauges
@@ -22,6 +23,14 @@ func FromPipeline(p *pipeline.Pipeline) func(context.Context) (Gauges, error) {
 		}
 		if g.LookupCache, err = p.Lookups().Size(ctx); err != nil {
 			return g, err
+		}
+		figures, err := p.Windows().Read(ctx)
+		if err != nil {
+			return g, err
+		}
+		g.Windows = make(map[string]int64, len(figures))
+		for _, f := range figures {
+			g.Windows[f.Span] = f.Orders
 		}
 		return g, nil
 	}

@@ -600,3 +600,45 @@ func TestPushWaitReportsUnconfirmedChunk(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2), produced)
 }
+
+// TestWorkerListShowsLeasesAndRegistrations checks what `stats` and the
+// dashboard show of each worker: its id, the lease deadline on the Redis
+// clock, soonest first, and what it registered; a worker that registered
+// nothing is still listed, and one that left is gone.
+func TestWorkerListShowsLeasesAndRegistrations(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	ctx := context.Background()
+	q := newQueue(t, env, queue.Config{})
+
+	empty, err := q.WorkerList(ctx)
+	require.NoError(t, err)
+	require.Empty(t, empty)
+
+	started := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	require.NoError(t, q.Register(ctx, queue.WorkerInfo{Host: "h1", PID: 42, Version: "v1.2.3", Started: started}, "w-late", "w-soon"))
+	before := time.Now()
+	require.NoError(t, q.Heartbeat(ctx, time.Hour, "w-late"))
+	require.NoError(t, q.Heartbeat(ctx, time.Minute, "w-soon"))
+	require.NoError(t, q.Heartbeat(ctx, 30*time.Minute, "w-anonymous"))
+
+	list, err := q.WorkerList(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	ids := []string{list[0].ID, list[1].ID, list[2].ID}
+	require.Equal(t, []string{"w-soon", "w-anonymous", "w-late"}, ids, "soonest lease deadline first")
+	require.Equal(t, queue.WorkerInfo{Host: "h1", PID: 42, Version: "v1.2.3", Started: started}, list[0].WorkerInfo)
+	require.Equal(t, list[0].WorkerInfo, list[2].WorkerInfo)
+	require.Equal(t, queue.WorkerInfo{}, list[1].WorkerInfo, "a worker that registered nothing is listed without details")
+	// The deadline is the Redis server's clock plus the lease; the two
+	// clocks are the same machine's here, with slack for a slow CI host.
+	require.WithinDuration(t, before.Add(time.Minute), list[0].LeaseUntil, 30*time.Second)
+	require.WithinDuration(t, before.Add(time.Hour), list[2].LeaseUntil, 30*time.Second)
+	require.Equal(t, time.UTC, list[0].LeaseUntil.Location())
+
+	require.NoError(t, q.Leave(ctx, "w-soon"))
+	list, err = q.WorkerList(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, "w-anonymous", list[0].ID)
+}

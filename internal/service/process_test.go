@@ -46,7 +46,8 @@ func startServe(t *testing.T, bin string, env *testenv.Env) *serveProc {
 	t.Helper()
 	p := &serveProc{stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "--env-file", "/nonexistent", "--log-level", "info", "serve",
-		"--workers", "2", "--batch-size", "200", "--lease", "3s", "--leader-poll", "200ms", "--refresh-interval", "300ms", "--shutdown-timeout", "10s")
+		"--workers", "2", "--batch-size", "200", "--lease", "3s", "--leader-poll", "200ms", "--refresh-interval", "300ms", "--shutdown-timeout", "10s",
+		"--http-addr", "127.0.0.1:0") // several serve processes on one host: each its own port
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(),
 		"DATABASE_URL=" + env.DatabaseURL, "REDIS_URL=" + env.RedisURL,
 		"POSTGRES_SCHEMA=" + env.Schema, "REDPG_KEY_PREFIX=" + env.Prefix}

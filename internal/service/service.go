@@ -19,9 +19,11 @@
 // Other packages build on a Service without reaching into it: Stats returns
 // what `redpg stats --json` prints (including the live windows), Windows the
 // windows alone, Leader whether this process holds the single-actor roles.
-// An HTTP handler (dashboard, metrics) is served next to the pipeline when
-// Config.HTTPAddr and Config.HTTPHandler are set, and Run accepts further
-// Runnables that live and die with the service.
+// An HTTP handler (in `redpg serve`, the dashboard, API, metrics and health
+// checks) is served next to the pipeline when Config.HTTPListener and
+// Config.HTTPHandler are set, and Run accepts further Runnables that live
+// and die with the service. Both outlive the workers at shutdown, so the
+// dashboard shows the last batches finish.
 package service
 
 import (
@@ -95,10 +97,13 @@ type Config struct {
 	// Name identifies this process in logs and in `stats` (the leader).
 	// Defaults to <hostname>-<pid>.
 	Name string
-	// HTTPAddr and HTTPHandler, when both set, serve HTTPHandler on
-	// HTTPAddr for as long as the service runs. Defaults to none.
-	HTTPAddr    string
-	HTTPHandler http.Handler
+	// HTTPListener and HTTPHandler, when both set, serve HTTPHandler on
+	// HTTPListener for as long as the service runs; Run closes the
+	// listener. The caller listens, so that a taken port is reported
+	// before any worker starts and an address with port 0 can be printed.
+	// Defaults to none.
+	HTTPListener net.Listener
+	HTTPHandler  http.Handler
 	// Logger receives operational messages. Defaults to a discarding logger.
 	Logger *slog.Logger
 }
@@ -154,8 +159,8 @@ func (c Config) validate() error {
 	if c.LeaderPoll < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("leader poll %s must be at least 10ms", c.LeaderPoll))
 	}
-	if (c.HTTPAddr == "") != (c.HTTPHandler == nil) {
-		errs = append(errs, errors.New("HTTPAddr and HTTPHandler go together"))
+	if (c.HTTPListener == nil) != (c.HTTPHandler == nil) {
+		errs = append(errs, errors.New("HTTPListener and HTTPHandler go together"))
 	}
 	return errors.Join(errs...)
 }
@@ -315,24 +320,37 @@ func (s *Service) connect(ctx context.Context) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cc)
 }
 
+// HTTP server limits: slow or idle clients cannot hold connections
+// forever, and open requests get shutdownHTTPGrace to finish.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 64 << 10
+	shutdownHTTPGrace = 5 * time.Second
+)
+
 // serveHTTP serves the configured handler until ctx ends.
 func (s *Service) serveHTTP(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: s.cfg.HTTPHandler, ReadHeaderTimeout: 10 * time.Second}
+	ln := s.cfg.HTTPListener
+	srv := &http.Server{Handler: s.cfg.HTTPHandler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownHTTPGrace)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
 	s.log.Info("serving HTTP", "addr", ln.Addr().String())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		<-stopped // open requests finished or their grace ended
+		return nil
 	}
-	return nil
+	return err
 }
 
 // keep trims the live windows every KeepInterval: orders older than the

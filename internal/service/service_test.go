@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +259,32 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	require.NotEmpty(t, c.Name)
 	_, err := service.New(service.Config{RefreshInterval: -time.Second}, nil, nil, nil)
 	require.ErrorContains(t, err, "refresh interval")
-	_, err = service.New(service.Config{HTTPAddr: "127.0.0.1:0"}, nil, nil, nil)
-	require.ErrorContains(t, err, "HTTPAddr and HTTPHandler")
+	_, err = service.New(service.Config{HTTPHandler: http.NotFoundHandler()}, nil, nil, nil)
+	require.ErrorContains(t, err, "HTTPListener and HTTPHandler")
+}
+
+// TestHTTPLivesWithTheService serves a handler beside the workers: it
+// answers while the service runs, and the listener is closed when Run
+// returns.
+func TestHTTPLivesWithTheService(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	r := start(t, service.Config{HTTPListener: ln, HTTPHandler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("served"))
+	})})
+	resp, err := http.Get("http://" + addr + "/")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, "served", string(body))
+
+	r.stop()
+	require.NoError(t, <-r.done)
+	r.done <- nil // for the cleanup
+	_, err = net.DialTimeout("tcp", addr, time.Second)
+	require.Error(t, err, "the listener is closed when the service stops")
+	require.Contains(t, r.logs.String(), "serving HTTP")
 }

@@ -15,27 +15,20 @@ import (
 
 	"github.com/redpg/redpg/internal/dlq"
 	"github.com/redpg/redpg/internal/pipeline"
-	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/schema"
 )
 
-// Stats is /api/stats: every field of `redpg stats --json`, plus what the
+// Stats is /api/stats: every field of `redpg stats --json` (the live
+// windows and the workers holding a lease among them), plus what the
 // dashboard shows beside them.
 type Stats struct {
 	pipeline.Stats
-	// Windows are orders and revenue over the live windows.
-	Windows []Window `json:"windows"`
-	// WorkerLeases are the workers holding a lease, with its deadline.
-	WorkerLeases []queue.Lease `json:"worker_leases"`
 	// BatchesLastMinute counts batches committed in the last minute, in
 	// every process.
 	BatchesLastMinute int64 `json:"batches_last_minute"`
 	// Version is the serving binary's version.
 	Version string `json:"version"`
 }
-
-// maxLeases bounds the workers listed, so a page stays small.
-const maxLeases = 200
 
 func (s *server) apiStats(w http.ResponseWriter, r *http.Request) {
 	s.statsMu.Lock()
@@ -63,12 +56,6 @@ func (s *server) readStats(ctx context.Context) (Stats, error) {
 	var err error
 	if st.Stats, err = s.cfg.Pipeline.Stats(ctx); err != nil {
 		return st, err
-	}
-	if st.Windows, err = s.cfg.Windows.Windows(ctx); err != nil {
-		return st, fmt.Errorf("live windows: %w", err)
-	}
-	if st.WorkerLeases, err = s.cfg.Pipeline.Queue().Leases(ctx, maxLeases); err != nil {
-		return st, fmt.Errorf("worker leases: %w", err)
 	}
 	err = s.cfg.PG.QueryRow(ctx, "SELECT count(*) FROM "+s.tables.Batches()+
 		" WHERE status = 'committed' AND decided_at > now() - interval '1 minute'").Scan(&st.BatchesLastMinute)

@@ -18,6 +18,7 @@ import (
 	"github.com/redpg/redpg/internal/generate"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/web"
+	"github.com/redpg/redpg/internal/window"
 )
 
 // chromium finds a headless-capable Chromium. CI installs the Debian
@@ -119,7 +120,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- web.Serve(srvCtx, ln, f.h) }()
-	t.Cleanup(func() { stopSrv(); <-served })
+	t.Cleanup(func() {
+		stopSrv()
+		if err := <-served; err != nil {
+			t.Logf("server: %v", err)
+		}
+	})
 
 	// Orders flow through a real pipeline: workers run throughout, and
 	// the producer pushes while they work.
@@ -129,7 +135,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		_, err := f.p.Run(workCtx, pipeline.RunOptions{Workers: 2})
 		worked <- err
 	}()
-	t.Cleanup(func() { stopWork(); <-worked })
+	t.Cleanup(func() {
+		stopWork()
+		if err := <-worked; err != nil {
+			t.Logf("workers: %v", err)
+		}
+	})
 	_, err = f.p.InitCache(ctx)
 	require.NoError(t, err)
 	gen, err := f.p.Generate(ctx, 4000, generate.Config{Seed: 7, Duplicates: 0.08, Invalid: 0.04, Burst: true}, nil)
@@ -177,20 +188,27 @@ func TestDashboardInBrowser(t *testing.T) {
 	require.Equal(t, "0", with(ns, "data-table", "staging")[0].attrs["data-count"])
 	require.Equal(t, kpi("production_rows"), with(ns, "data-table", "production")[0].attrs["data-count"])
 
-	// Live windows: burst orders all carry the generation instant.
-	for _, w := range []struct {
-		name string
-		secs int
-	}{{"5m", 300}, {"60m", 3600}} {
-		got := with(ns, "data-window", w.name)
-		require.Len(t, got, 1, "window %s", w.name)
-		var n int64
-		var revenue string
-		require.NoError(t, f.env.PG.QueryRow(ctx, "SELECT count(*), coalesce(sum(total_amount_usd), 0)::text FROM "+tb.Orders()+
-			" WHERE order_timestamp > now() - make_interval(secs => $1)", w.secs).Scan(&n, &revenue))
-		require.Equal(t, strconv.FormatInt(n, 10), got[0].attrs["data-orders"], "window %s orders", w.name)
-		require.Equal(t, revenue, got[0].attrs["data-revenue"], "window %s revenue", w.name)
+	// Live windows: each bar's figures equal a direct query on orders
+	// over the [from, to) interval the bar reports.
+	var figures []window.Figure
+	for _, span := range []string{"1m", "5m", "1h"} {
+		got := with(byIDChildren(t, dom, "chart-windows"), "data-window", span)
+		require.Len(t, got, 1, "window %s", span)
+		a := got[0].attrs
+		var fig window.Figure
+		fig.Span = span
+		fig.From, err = time.Parse(time.RFC3339, a["data-from"])
+		require.NoError(t, err)
+		fig.To, err = time.Parse(time.RFC3339, a["data-to"])
+		require.NoError(t, err)
+		fig.Orders, err = strconv.ParseInt(a["data-orders"], 10, 64)
+		require.NoError(t, err)
+		fig.RevenueUSDCents, err = strconv.ParseInt(a["data-revenue-cents"], 10, 64)
+		require.NoError(t, err)
+		figures = append(figures, fig)
 	}
+	requireWindowsMatchOrders(t, ctx, f.env, figures)
+	require.Equal(t, int64(gen.Unique), figures[2].Orders, "burst orders all carry the generation instant, within the hour")
 
 	// Dead letters and duplicates by reason.
 	rows, err := f.env.PG.Query(ctx, "SELECT reason, count(*) FROM "+tb.Rejected()+" GROUP BY reason")
@@ -231,13 +249,20 @@ func TestDashboardInBrowser(t *testing.T) {
 			return hour.UTC().Format("2006-01-02T15") + "|" + n.attrs["data-category"], n.attrs["data-orders"] + "|" + n.attrs["data-revenue"]
 		})
 
-	// Workers with their heartbeat: both hold a live lease.
-	workers := with(ns, "data-worker")
+	// Workers with their heartbeat: both hold a live lease, and show the
+	// host and version they registered.
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	workers := with(byIDChildren(t, dom, "workers"), "data-worker")
 	require.Len(t, workers, 2)
 	for _, w := range workers {
 		left, err := strconv.ParseFloat(w.attrs["data-lease-seconds"], 64)
 		require.NoError(t, err)
 		require.Positive(t, left, "worker %s's lease is alive", w.attrs["data-worker"])
+		require.Equal(t, host, w.attrs["data-host"])
+		require.Equal(t, workerVersion, w.attrs["data-version"])
+		_, err = time.Parse(time.RFC3339, w.attrs["data-lease-until"])
+		require.NoError(t, err)
 	}
 	// The newest dead letter is the hostile one.
 	letters := with(ns, "data-id")

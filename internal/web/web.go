@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/redpg/redpg/internal/metrics"
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/schema"
+	"github.com/redpg/redpg/internal/version"
 )
 
 // Defaults, quoted by the CLI's help.
@@ -47,14 +47,12 @@ var assets embed.FS
 
 // Config configures the handler.
 type Config struct {
-	// Pipeline supplies stats and worker leases. Required.
+	// Pipeline supplies the stats, live windows and workers. Required.
 	Pipeline *pipeline.Pipeline
 	// PG is a direct pool for views, dead letters and readiness. Required.
 	PG *pgxpool.Pool
 	// RDB is the Redis client, pinged by /readyz. Required.
 	RDB redis.UniversalClient
-	// Windows reports the live windows. Defaults to SQLWindows over orders.
-	Windows WindowSource
 	// Metrics serves /metrics. Defaults to a registry that only reads the
 	// shared state (metrics.FromPipeline); pass the one workers report to.
 	Metrics http.Handler
@@ -62,8 +60,8 @@ type Config struct {
 	// of HTTP basic authentication, which browsers prompt for) by every
 	// endpoint except /healthz and /readyz. Defaults to none.
 	Token string
-	// Version is shown on the dashboard. Defaults to the binary's build
-	// information.
+	// Version is shown on the dashboard. Defaults to version.String(), as
+	// `redpg --version` and the workers' registrations say.
 	Version string
 	// Refresh is the dashboard's polling interval. Defaults to DefaultRefresh.
 	Refresh time.Duration
@@ -79,14 +77,11 @@ type Config struct {
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
-	if c.Windows == nil && c.PG != nil && c.Pipeline != nil {
-		c.Windows = SQLWindows{PG: c.PG, Tables: c.Pipeline.Config().Tables}
-	}
 	if c.Metrics == nil && c.Pipeline != nil {
 		c.Metrics = metrics.New(metrics.Config{Gauges: metrics.FromPipeline(c.Pipeline)}).Handler()
 	}
 	if c.Version == "" {
-		c.Version = BuildVersion()
+		c.Version = version.String()
 	}
 	if c.Refresh <= 0 {
 		c.Refresh = DefaultRefresh
@@ -115,26 +110,6 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("web: a Redis client is required"))
 	}
 	return errors.Join(errs...)
-}
-
-// BuildVersion describes the running binary from its build information:
-// the module version, and the VCS revision when it was built from a
-// checkout.
-func BuildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " " + s.Value[:12]
-		}
-		if s.Key == "vcs.modified" && s.Value == "true" {
-			v += "+dirty"
-		}
-	}
-	return v
 }
 
 // server holds the handler's state.

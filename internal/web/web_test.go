@@ -19,10 +19,15 @@ import (
 
 	"github.com/redpg/redpg/internal/generate"
 	"github.com/redpg/redpg/internal/pipeline"
+	"github.com/redpg/redpg/internal/queue"
 	"github.com/redpg/redpg/internal/schema"
 	"github.com/redpg/redpg/internal/testenv"
 	"github.com/redpg/redpg/internal/web"
+	"github.com/redpg/redpg/internal/window"
 )
+
+// workerVersion is what the fixture's workers register, as a build would.
+const workerVersion = "worker-test-version"
 
 type fixture struct {
 	env *testenv.Env
@@ -34,7 +39,7 @@ type fixture struct {
 func newFixture(t *testing.T, mod func(*web.Config)) *fixture {
 	t.Helper()
 	env := testenv.New(t)
-	p, err := pipeline.New(pipeline.Config{Keys: env.Keys, Tables: env.Tables, IdleWait: 50 * time.Millisecond}, env.PG, nil, env.RDB)
+	p, err := pipeline.New(pipeline.Config{Keys: env.Keys, Tables: env.Tables, IdleWait: 50 * time.Millisecond, Version: workerVersion}, env.PG, nil, env.RDB)
 	require.NoError(t, err)
 	cfg := web.Config{Pipeline: p, PG: env.PG, RDB: env.RDB, Version: "test-version", StatsTTL: time.Nanosecond}
 	if mod != nil {
@@ -193,8 +198,24 @@ func TestReadyzWithRedisDown(t *testing.T) {
 	require.Equal(t, http.StatusOK, f.do(t, http.MethodGet, "/healthz", nil).Code, "the process is still up")
 }
 
+// requireWindowsMatchOrders checks each live window figure against a
+// direct query on orders over the same [from, to) interval it reports.
+func requireWindowsMatchOrders(t *testing.T, ctx context.Context, env *testenv.Env, figures []window.Figure) {
+	t.Helper()
+	require.Len(t, figures, len(window.Spans))
+	for i, f := range figures {
+		require.Equal(t, window.Spans[i], f.To.Sub(f.From), "window %s covers its span", f.Span)
+		var n, cents int64
+		require.NoError(t, env.PG.QueryRow(ctx, "SELECT count(*), coalesce(sum(total_amount_usd * 100), 0)::bigint FROM "+
+			env.Tables.Orders()+" WHERE order_timestamp >= $1 AND order_timestamp < $2", f.From, f.To).Scan(&n, &cents))
+		require.Equal(t, n, f.Orders, "orders in the last %s [%s, %s)", f.Span, f.From, f.To)
+		require.Equal(t, cents, f.RevenueUSDCents, "revenue in the last %s [%s, %s)", f.Span, f.From, f.To)
+	}
+}
+
 // TestStatsHaveEveryStatsJSONField checks that /api/stats is a superset
-// of `redpg stats --json`, with the same values, plus the windows.
+// of `redpg stats --json`, with the same values, and that its windows are
+// the ones the workers keep, equal to a direct query on orders.
 func TestStatsHaveEveryStatsJSONField(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
@@ -208,6 +229,8 @@ func TestStatsHaveEveryStatsJSONField(t *testing.T) {
 	require.NoError(t, err)
 	var wantFields map[string]any
 	require.NoError(t, json.Unmarshal(wantJSON, &wantFields))
+	require.Contains(t, wantFields, "windows")
+	require.Contains(t, wantFields, "workers_alive")
 
 	rec := f.do(t, http.MethodGet, "/api/stats", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
@@ -215,24 +238,23 @@ func TestStatsHaveEveryStatsJSONField(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
 	for k, v := range wantFields {
 		require.Contains(t, got, k)
-		if k != "taken_at" {
+		// The windows end at the second of the reading; checked below.
+		if k != "taken_at" && k != "windows" {
 			require.Equal(t, v, got[k], k)
 		}
 	}
+	require.NotContains(t, got, "worker_leases", "workers come from workers_alive alone")
 	st := decode[web.Stats](t, rec)
 	require.Equal(t, "test-version", st.Version)
 	require.Equal(t, int64(gen.Unique), st.ProductionRows)
 	require.Positive(t, st.BatchesLastMinute)
-	require.Len(t, st.Windows, 3)
-	for _, w := range st.Windows {
-		var n int64
-		var revenue string
-		require.NoError(t, f.env.PG.QueryRow(ctx, "SELECT count(*), coalesce(sum(total_amount_usd), 0)::text FROM "+f.env.Tables.Orders()+
-			" WHERE order_timestamp > now() - make_interval(secs => $1)", float64(w.Seconds)).Scan(&n, &revenue))
-		require.Equal(t, n, w.Orders, "window %s", w.Name)
-		require.Equal(t, revenue, w.RevenueUSD, "window %s", w.Name)
+	requireWindowsMatchOrders(t, ctx, f.env, st.Windows)
+	spans := make([]string, len(st.Windows))
+	for i, w := range st.Windows {
+		spans[i] = w.Span
+		require.Equal(t, want.Windows[i].Span, w.Span)
 	}
-	require.Equal(t, []string{"1m", "5m", "60m"}, []string{st.Windows[0].Name, st.Windows[1].Name, st.Windows[2].Name})
+	require.Equal(t, []string{"1m", "5m", "1h"}, spans)
 	require.Equal(t, int64(gen.Unique), st.Windows[2].Orders, "burst orders are all in the last hour")
 
 	views := decode[web.Views](t, f.do(t, http.MethodGet, "/api/views", nil))
@@ -258,19 +280,47 @@ func TestStatsHaveEveryStatsJSONField(t *testing.T) {
 	}
 }
 
-type windowsFunc func(context.Context) ([]web.Window, error)
-
-func (f windowsFunc) Windows(ctx context.Context) ([]web.Window, error) { return f(ctx) }
-
-func TestStatsUseTheSuppliedWindows(t *testing.T) {
+// TestStatsWindowsAreTheWorkersWindows records orders in the live windows
+// (Redis) that are not in PostgreSQL: /api/stats must report them, as it
+// reads the windows the workers keep, not orders.
+func TestStatsWindowsAreTheWorkersWindows(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(c *web.Config) {
-		c.Windows = windowsFunc(func(context.Context) ([]web.Window, error) {
-			return []web.Window{{Name: "1m", Seconds: 60, Orders: 42, RevenueUSD: "4.20"}}, nil
-		})
-	})
+	f := newFixture(t, nil)
+	ctx := ctxFor(t)
+	now := time.Now()
+	require.NoError(t, f.p.Windows().Record(ctx, []window.Order{
+		{ID: "o-1", Time: now.Add(-10 * time.Second), USDCents: 1234},
+		{ID: "o-2", Time: now.Add(-3 * time.Minute), USDCents: 100},
+		{ID: "o-3", Time: now.Add(-30 * time.Minute), USDCents: 1},
+	}))
 	st := decode[web.Stats](t, f.do(t, http.MethodGet, "/api/stats", nil))
-	require.Equal(t, []web.Window{{Name: "1m", Seconds: 60, Orders: 42, RevenueUSD: "4.20"}}, st.Windows)
+	require.Len(t, st.Windows, 3)
+	got := map[string][2]int64{}
+	for _, w := range st.Windows {
+		got[w.Span] = [2]int64{w.Orders, w.RevenueUSDCents}
+	}
+	require.Equal(t, map[string][2]int64{"1m": {1, 1234}, "5m": {2, 1334}, "1h": {3, 1335}}, got)
+}
+
+// TestStatsListWorkersWithTheirRegistration checks the workers table's
+// source: each worker holding a lease, with the host and version it
+// registered and its lease deadline.
+func TestStatsListWorkersWithTheirRegistration(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := ctxFor(t)
+	q := f.p.Queue()
+	require.NoError(t, q.Register(ctx, queue.WorkerInfo{Host: "host-a", PID: 7, Version: "v9"}, "w-1"))
+	require.NoError(t, q.Heartbeat(ctx, time.Hour, "w-1"))
+	st := decode[web.Stats](t, f.do(t, http.MethodGet, "/api/stats", nil))
+	require.Equal(t, int64(1), st.Workers)
+	require.Len(t, st.WorkerList, 1)
+	w := st.WorkerList[0]
+	require.Equal(t, "w-1", w.ID)
+	require.Equal(t, "host-a", w.Host)
+	require.Equal(t, 7, w.PID)
+	require.Equal(t, "v9", w.Version)
+	require.WithinDuration(t, time.Now().Add(time.Hour), w.LeaseUntil, time.Minute)
 }
 
 // TestDeadLettersAreEscaped sends hostile payloads through the pipeline

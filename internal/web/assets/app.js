@@ -9,6 +9,7 @@
   const refresh = Number(document.body.dataset.refreshMs) || 3000;
   const history = []; // {t, depth, inflight}, newest last
   const maxHistory = 120;
+  const maxWorkers = 50; // rows in the workers table; the rest are counted
   let lastStats = null;
   let cycle = 0;
   let loaded = { stats: false, views: false, dlq: false };
@@ -16,6 +17,7 @@
   const $ = (id) => document.getElementById(id);
   const fmtInt = (n) => Number(n).toLocaleString("en-US");
   const fmtUSD = (s) => "$" + Number(s).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const fmtCents = (c) => fmtUSD(Number(c) / 100);
 
   function el(tag, attrs, text) {
     const e = document.createElement(tag);
@@ -86,13 +88,16 @@
     lastStats = s;
     $("version").textContent = s.version;
 
-    // Live windows as orders per minute.
+    // Live windows as orders per minute. Each figure covers [from, to),
+    // whole seconds by order time, as `stats --json` reports it.
     bars($("chart-windows"), (s.windows || []).map((w) => {
-      const perMin = w.orders / (w.seconds / 60);
+      const minutes = (Date.parse(w.to) - Date.parse(w.from)) / 60000;
+      const perMin = minutes > 0 ? w.orders / minutes : 0;
       return {
-        label: "last " + w.name, value: perMin,
-        display: perMin.toFixed(1) + "/min · " + fmtInt(w.orders) + " orders · " + fmtUSD(w.revenue_usd),
-        attrs: { "data-window": w.name, "data-orders": w.orders, "data-revenue": w.revenue_usd, "data-per-minute": perMin.toFixed(3) },
+        label: "last " + w.span, value: perMin,
+        display: perMin.toFixed(1) + "/min · " + fmtInt(w.orders) + " orders · " + fmtCents(w.revenue_usd_cents),
+        attrs: { "data-window": w.span, "data-from": w.from, "data-to": w.to, "data-orders": w.orders,
+          "data-revenue-cents": w.revenue_usd_cents, "data-per-minute": perMin.toFixed(3) },
       };
     }), "no windows");
 
@@ -115,19 +120,32 @@
       { label: "production (orders)", value: s.production_rows, display: fmtInt(s.production_rows), attrs: { "data-table": "production", "data-count": s.production_rows } },
     ]);
 
+    // Workers holding a lease (workers_alive), with what they registered.
     const tbody = $("workers").tBodies[0];
     clear(tbody);
     const now = Date.parse(s.taken_at);
-    for (const l of s.worker_leases || []) {
-      const left = (Date.parse(l.lease_deadline) - now) / 1000;
-      const tr = el("tr", { "data-worker": l.worker, "data-lease-seconds": left.toFixed(1) });
-      tr.appendChild(el("td", { title: l.worker }, l.worker));
-      tr.appendChild(el("td", {}, left >= 0 ? left.toFixed(1) + " s" : "expired " + (-left).toFixed(1) + " s ago"));
+    const workers = s.workers_alive || [];
+    for (const w of workers.slice(0, maxWorkers)) {
+      const until = Date.parse(w.lease_until);
+      const left = (until - now) / 1000;
+      const tr = el("tr", { "data-worker": w.id, "data-host": w.host || "", "data-version": w.version || "",
+        "data-lease-until": w.lease_until, "data-lease-seconds": left.toFixed(1) });
+      tr.appendChild(el("td", { title: w.id }, w.id));
+      const host = w.host ? w.host + (w.pid ? " (pid " + w.pid + ")" : "") : "–";
+      tr.appendChild(el("td", { title: host }, host));
+      tr.appendChild(el("td", { title: w.version || "" }, w.version || "–"));
+      tr.appendChild(el("td", { title: w.lease_until }, new Date(until).toLocaleTimeString() + " " +
+        (left >= 0 ? "(in " + left.toFixed(1) + " s)" : "(expired " + (-left).toFixed(1) + " s ago)")));
       tbody.appendChild(tr);
     }
-    if (!tbody.rows.length) {
+    if (workers.length > maxWorkers) {
       const tr = el("tr");
-      tr.appendChild(el("td", { class: "empty", colspan: 2 }, "no worker holds a lease"));
+      tr.appendChild(el("td", { class: "empty", colspan: 4 }, "and " + fmtInt(workers.length - maxWorkers) + " more"));
+      tbody.appendChild(tr);
+    }
+    if (!workers.length) {
+      const tr = el("tr");
+      tr.appendChild(el("td", { class: "empty", colspan: 4 }, "no worker holds a lease"));
       tbody.appendChild(tr);
     }
   }
