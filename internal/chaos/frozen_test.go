@@ -89,7 +89,7 @@ func TestFrozenWorkerProcess(t *testing.T) {
 	out, errOut, code := runRedpg(t, environ, "process", "--workers", "2", "--until-empty", "--lease", "2s", "--batch-size", "2000", "--log-level", "info")
 	require.Equal(t, 0, code, "process:\n%s%s", out, tail(errOut, 3000))
 	require.False(t, frozen.exited(), "the frozen process is still there, stopped")
-	waitFor(t, 30*time.Second, "PostgreSQL to end the frozen transaction", func() bool { return !backendAlive(t, env, backend) })
+	testenv.WaitFor(t, 30*time.Second, "PostgreSQL to end the frozen transaction", func() bool { return !backendAlive(t, env, backend) })
 
 	requireExactlyOnce(t, env, want)
 	requireDrained(t, env, nil)
@@ -103,7 +103,7 @@ func TestFrozenWorkerProcess(t *testing.T) {
 	// Wake it: it finds its session gone and its batch decided, and
 	// neither doubles nor loses anything. Then stop it.
 	require.NoError(t, frozen.cmd.Process.Signal(syscall.SIGCONT))
-	waitFor(t, time.Minute, "the woken process to give up its batch", func() bool {
+	testenv.WaitFor(t, time.Minute, "the woken process to give up its batch", func() bool {
 		return len(heldBatches(t, env, frozen.pid())) == 0
 	})
 	require.NoError(t, frozen.cmd.Process.Signal(syscall.SIGINT))

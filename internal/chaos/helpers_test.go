@@ -79,7 +79,7 @@ func requireDrained(t testing.TB, env *testenv.Env, rdb redis.UniversalClient) {
 	depth, err := rdb.LLen(ctx, env.Keys.Queue()).Result()
 	require.NoError(t, err)
 	require.Zero(t, depth, "messages left in the ingestion queue")
-	iter := rdb.Scan(ctx, 0, env.Prefix+"orders:processing:*", 1000).Iterator()
+	iter := rdb.Scan(ctx, 0, env.Keys.Processing("*"), 1000).Iterator()
 	for iter.Next(ctx) {
 		n, err := rdb.LLen(ctx, iter.Val()).Result()
 		require.NoError(t, err)

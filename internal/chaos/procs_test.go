@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,51 +26,11 @@ import (
 	"github.com/redpg/redpg/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
-
 // TestMain removes the binary built for the tests once they are done.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
+	testenv.RemoveBinaries()
 	os.Exit(code)
-}
-
-// repoRoot is the module root, found from this file's location.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	_, err := os.Stat(filepath.Join(root, "go.mod"))
-	require.NoError(t, err, "module root not found from %s", file)
-	return root
-}
-
-// redpgBinary builds ./cmd/redpg once per test binary and returns its path.
-func redpgBinary(t testing.TB) string {
-	t.Helper()
-	root := repoRoot(t)
-	buildOnce.Do(func() {
-		goTool := testenv.GoTool()
-		if buildDir, buildErr = os.MkdirTemp("", "redpg-chaos-bin-"); buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "redpg")
-		cmd := exec.Command(goTool, "build", "-o", buildBin, "./cmd/redpg")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/redpg: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return buildBin
 }
 
 // procEnv is the environment a redpg subprocess runs with: only what it
@@ -120,7 +79,7 @@ func (l *lockedBuffer) String() string {
 func startRedpg(t testing.TB, environ []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(redpgBinary(t), append([]string{"--env-file", "/nonexistent"}, args...)...)
+	p.cmd = exec.Command(testenv.RedpgBinary(t), append([]string{"--env-file", "/nonexistent"}, args...)...)
 	p.cmd.Env = environ
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
@@ -218,28 +177,6 @@ func tail(s string, n int) string {
 	return "..." + s[len(s)-n:]
 }
 
-// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
-}
-
-// waitFor polls cond every 50ms until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // redisServer is a throw-away redis-server the test owns: no RDB, no AOF,
 // on its own port, so killing it disturbs nobody else.
 type redisServer struct {
@@ -256,7 +193,7 @@ type redisServer struct {
 // is not empty.
 func startRedis(t testing.TB, password string) *redisServer {
 	t.Helper()
-	s := &redisServer{t: t, port: freePort(t), password: password, dir: t.TempDir()}
+	s := &redisServer{t: t, port: testenv.FreePort(t), password: password, dir: t.TempDir()}
 	s.start()
 	t.Cleanup(s.kill)
 	return s
@@ -291,7 +228,7 @@ func (s *redisServer) start() {
 	s.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
 	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
-	waitFor(t, 20*time.Second, "redis-server to listen", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "redis-server to listen", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = c.Close()
@@ -300,7 +237,7 @@ func (s *redisServer) start() {
 	})
 	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: s.password, MaxRetries: -1})
 	defer rdb.Close()
-	waitFor(t, 20*time.Second, "redis-server to answer PING", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "redis-server to answer PING", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return rdb.Ping(ctx).Err() == nil
@@ -342,7 +279,7 @@ func startPgBouncer(t testing.TB) *pgBouncer {
 	}
 	_, err = os.Stat(bin)
 	require.NoError(t, err, "pgbouncer must be installed (scripts/services.sh installs it)")
-	b := &pgBouncer{t: t, port: freePort(t)}
+	b := &pgBouncer{t: t, port: testenv.FreePort(t)}
 	b.dir, err = os.MkdirTemp("", "redpg-chaos-pgbouncer-")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(b.dir) })
@@ -420,7 +357,7 @@ func (b *pgBouncer) start(bin string) {
 	require.NoError(t, b.cmd.Start())
 	b.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(b.cmd, b.done)
-	waitFor(t, 30*time.Second, "PgBouncer to answer SELECT 1", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "PgBouncer to answer SELECT 1", func() bool {
 		select {
 		case <-b.done:
 			t.Fatalf("pgbouncer exited:\n%s", b.log.String())

@@ -108,7 +108,7 @@ func TestPostgresRestart(t *testing.T) {
 	args := []string{"process", "--workers", "2", "--until-empty", "--lease", "2s", "--batch-size", "2000", "--log-level", "info"}
 	direct := startRedpg(t, environ, args...)
 	pooled := startRedpg(t, procEnv(env, env.RedisURL, "PGBOUNCER_URL="+pgb.URL()), args...)
-	waitFor(t, time.Minute, "the first orders to be promoted", func() bool {
+	testenv.WaitFor(t, time.Minute, "the first orders to be promoted", func() bool {
 		return ordersCount(env) >= 5000 || direct.exited() || pooled.exited()
 	})
 	require.False(t, direct.exited() || pooled.exited(), "the workers finished before PostgreSQL could be restarted:\n%s%s",
@@ -120,7 +120,7 @@ func TestPostgresRestart(t *testing.T) {
 	require.NoError(t, err, "pg_ctlcluster restart: %s", out)
 	ensurePostgres(t, version)
 	env.PG.Reset() // the test's own connections died with the server
-	waitFor(t, 30*time.Second, "the test's pool to reconnect", func() bool { return ordersCount(env) >= 0 })
+	testenv.WaitFor(t, 30*time.Second, "the test's pool to reconnect", func() bool { return ordersCount(env) >= 0 })
 	t.Logf("PostgreSQL restarted in %s with %d of %d unique orders promoted", time.Since(start).Round(time.Millisecond), before, gen.counts.Unique)
 
 	for name, pr := range map[string]*proc{"direct": direct, "through PgBouncer": pooled} {
@@ -159,7 +159,7 @@ func TestRedisRestart(t *testing.T) {
 
 	environ := procEnv(env, rs.URL())
 	worker := startRedpg(t, environ, "process", "--workers", "2", "--lease", "2s", "--batch-size", "2000", "--log-level", "info")
-	waitFor(t, time.Minute, "the first orders to be promoted", func() bool { return ordersCount(env) >= 5000 || worker.exited() })
+	testenv.WaitFor(t, time.Minute, "the first orders to be promoted", func() bool { return ordersCount(env) >= 5000 || worker.exited() })
 	require.False(t, worker.exited(), "redpg process ended early:\n%s", worker.stderr.String())
 
 	rs.kill()
@@ -191,12 +191,12 @@ func TestRedisRestart(t *testing.T) {
 	for id := range secondWant {
 		ids = append(ids, id)
 	}
-	waitFor(t, 2*time.Minute, "orders pushed after the restart to be promoted", func() bool {
+	testenv.WaitFor(t, 2*time.Minute, "orders pushed after the restart to be promoted", func() bool {
 		n := int64(-1)
 		_ = env.PG.QueryRow(context.Background(), "SELECT count(*) FROM "+env.Tables.Orders()+" WHERE order_id = ANY($1)", ids).Scan(&n)
 		return n == int64(len(ids)) || worker.exited()
 	})
-	waitFor(t, time.Minute, "the queue to drain", func() bool {
+	testenv.WaitFor(t, time.Minute, "the queue to drain", func() bool {
 		s, err := p.Queue().Snapshot(context.Background())
 		return err == nil && s.Depth == 0 && s.InFlight() == 0
 	})
@@ -261,7 +261,7 @@ func TestPgBouncerRestart(t *testing.T) {
 	environ := procEnv(env, env.RedisURL, "PGBOUNCER_URL="+pgb.URL())
 	worker := startRedpg(t, environ, "process", "--workers", "2", "--until-empty", "--lease", "2s", "--batch-size", "2000", "--log-level", "info")
 	for i, at := range []int64{4000, 12000} {
-		waitFor(t, time.Minute, fmt.Sprintf("%d orders to be promoted", at), func() bool { return ordersCount(env) >= at || worker.exited() })
+		testenv.WaitFor(t, time.Minute, fmt.Sprintf("%d orders to be promoted", at), func() bool { return ordersCount(env) >= at || worker.exited() })
 		require.False(t, worker.exited(), "the workers finished before PgBouncer restart %d:\n%s", i+1, worker.stderr.String())
 		pgb.restart(700 * time.Millisecond)
 		t.Logf("PgBouncer restart %d with %d orders promoted", i+1, ordersCount(env))

@@ -42,7 +42,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	secrets := []string{pgSecret, redisSecret, bouncerSecret, wrongSecret}
 	env := testenv.New(t)
 	rs := startRedis(t, redisSecret) // requirepass: the password is really used
-	closed := freePort(t)
+	closed := testenv.FreePort(t)
 	dbURL := withPassword(t, 5432, pgSecret)
 	base := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir(),
 		"POSTGRES_SCHEMA=" + env.Schema, "REDPG_KEY_PREFIX=" + env.Prefix}

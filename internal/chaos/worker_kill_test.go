@@ -23,7 +23,7 @@ func heldBatches(t testing.TB, env *testenv.Env, pid int) []string {
 	t.Helper()
 	ctx := context.Background()
 	var ids []string
-	iter := env.RDB.Scan(ctx, 0, fmt.Sprintf("%sorders:inflight:*-%d-*", env.Prefix, pid), 100).Iterator()
+	iter := env.RDB.Scan(ctx, 0, env.Keys.Inflight(fmt.Sprintf("*-%d-*", pid)), 100).Iterator()
 	for iter.Next(ctx) {
 		id, err := env.RDB.HGet(ctx, iter.Val(), "batch_id").Result()
 		if err == nil && id != "" {

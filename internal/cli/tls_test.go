@@ -65,14 +65,6 @@ func writeTLSFiles(t *testing.T) (caFile, certFile, keyFile string) {
 	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", srvDER), write("server.key", "EC PRIVATE KEY", keyDER)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startTLSRedis runs a private redis-server that speaks only TLS, with an
 // ACL user "redpg" whose password is password, and returns its port.
 func startTLSRedis(t *testing.T, caFile, certFile, keyFile, password string) int {
@@ -81,7 +73,7 @@ func startTLSRedis(t *testing.T, caFile, certFile, keyFile, password string) int
 	if err != nil {
 		t.Fatalf("redis-server is not installed (scripts/services.sh installs it): %v", err)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cmd := exec.Command(bin, "--port", "0", "--tls-port", fmt.Sprint(port), "--bind", "127.0.0.1",
 		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile,
 		"--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", t.TempDir(),

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,21 +16,6 @@ import (
 	"github.com/redpg/redpg/internal/pipeline"
 	"github.com/redpg/redpg/internal/testenv"
 )
-
-// buildRedpg builds ./cmd/redpg into dir.
-func buildRedpg(t *testing.T, dir string) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bin := filepath.Join(dir, "redpg")
-	goTool := testenv.GoTool()
-	cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/redpg")
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build ./cmd/redpg:\n%s", out)
-	return bin
-}
 
 // serveProc is a `redpg serve` subprocess.
 type serveProc struct {
@@ -87,7 +70,7 @@ func TestTwoServeProcessesFailOver(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
 	ctx := t.Context()
-	bin := buildRedpg(t, t.TempDir())
+	bin := testenv.RedpgBinary(t)
 	procs := map[int]*serveProc{}
 	for range 2 {
 		p := startServe(t, bin, env)
@@ -97,15 +80,15 @@ func TestTwoServeProcessesFailOver(t *testing.T) {
 	require.NoError(t, err)
 
 	var first int
-	waitFor(t, 30*time.Second, "a leader", func() bool { first = leaderPid(t, env); return procs[first] != nil })
+	testenv.WaitFor(t, 30*time.Second, "a leader", func() bool { first = leaderPid(t, env); return procs[first] != nil })
 	gen1, err := pipe.Generate(ctx, 1000, generate.Config{}, nil)
 	require.NoError(t, err)
-	waitFor(t, time.Minute, "the first orders in the views", func() bool { return viewsCount(t, env) == int64(gen1.Unique) })
+	testenv.WaitFor(t, time.Minute, "the first orders in the views", func() bool { return viewsCount(t, env) == int64(gen1.Unique) })
 
 	require.NoError(t, procs[first].cmd.Process.Signal(syscall.SIGKILL))
 	<-procs[first].done
 	var second int
-	waitFor(t, 30*time.Second, "the other process to take over", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the other process to take over", func() bool {
 		second = leaderPid(t, env)
 		return second != 0 && second != first
 	})
@@ -116,8 +99,8 @@ func TestTwoServeProcessesFailOver(t *testing.T) {
 	gen2, err := pipe.Generate(ctx, 1000, generate.Config{}, nil)
 	require.NoError(t, err)
 	total := int64(gen1.Unique + gen2.Unique)
-	waitFor(t, 2*time.Minute, "every order in orders", func() bool { return ordersCount(t, env) == total })
-	waitFor(t, time.Minute, "every order in the views", func() bool { return viewsCount(t, env) == total })
+	testenv.WaitFor(t, 2*time.Minute, "every order in orders", func() bool { return ordersCount(t, env) == total })
+	testenv.WaitFor(t, time.Minute, "every order in the views", func() bool { return viewsCount(t, env) == total })
 
 	survivor := procs[second]
 	require.NoError(t, survivor.cmd.Process.Signal(syscall.SIGTERM))

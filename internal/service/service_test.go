@@ -85,20 +85,8 @@ func start(t *testing.T, cfg service.Config) *running {
 			t.Logf("service log:\n%s", logs.String())
 		}
 	})
-	waitFor(t, 30*time.Second, "the service to be elected leader", svc.Leader)
+	testenv.WaitFor(t, 30*time.Second, "the service to be elected leader", svc.Leader)
 	return r
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // viewsCount is the number of orders every view counts, or -1 while they
@@ -128,8 +116,8 @@ func TestServeBringsOrdersIntoFreshViewsAndWindows(t *testing.T) {
 	gen, err := r.pipe.Generate(ctx, 2000, generate.Config{Duplicates: 0.05, Invalid: 0.02}, nil)
 	require.NoError(t, err)
 	// No process, no promote: the service does both.
-	waitFor(t, time.Minute, "every valid order in orders", func() bool { return ordersCount(t, env) == int64(gen.Unique) })
-	waitFor(t, time.Minute, "every order in the views", func() bool { return viewsCount(t, env) == int64(gen.Unique) })
+	testenv.WaitFor(t, time.Minute, "every valid order in orders", func() bool { return ordersCount(t, env) == int64(gen.Unique) })
+	testenv.WaitFor(t, time.Minute, "every order in the views", func() bool { return viewsCount(t, env) == int64(gen.Unique) })
 	env.RequireViewsMatchOrders(t)
 	// 20 batches promoted within a few seconds cost a handful of refreshes,
 	// not one each: at most one per RefreshInterval.
@@ -161,7 +149,7 @@ func TestRefresherRefreshesOnlyWhenSomethingChanged(t *testing.T) {
 	ctx := t.Context()
 	gen, err := r.pipe.Generate(ctx, 300, generate.Config{}, nil)
 	require.NoError(t, err)
-	waitFor(t, time.Minute, "the orders in the views", func() bool { return viewsCount(t, env) == int64(gen.Unique) })
+	testenv.WaitFor(t, time.Minute, "the orders in the views", func() bool { return viewsCount(t, env) == int64(gen.Unique) })
 	time.Sleep(300 * time.Millisecond) // the refresh that got them there is done
 	before := r.svc.Refreshes()
 	time.Sleep(time.Second)
@@ -178,7 +166,7 @@ func TestRefresherRefreshesOnlyWhenSomethingChanged(t *testing.T) {
 		return err
 	}))
 	require.NoError(t, env.RDB.Incr(ctx, env.Keys.Promotions()).Err())
-	waitFor(t, 30*time.Second, "the fallback tick to refresh", func() bool { return viewsCount(t, env) == int64(gen.Unique)+3 })
+	testenv.WaitFor(t, 30*time.Second, "the fallback tick to refresh", func() bool { return viewsCount(t, env) == int64(gen.Unique)+3 })
 }
 
 func TestLookupChangeReachesWorkersWithoutRestart(t *testing.T) {
@@ -195,12 +183,12 @@ func TestLookupChangeReachesWorkersWithoutRestart(t *testing.T) {
 
 	// An order for a product the catalogue lacks becomes a dead letter.
 	require.NoError(t, r.pipe.Push(ctx, [][]byte{order("o-unknown", "P-NEW")}, nil))
-	waitFor(t, 30*time.Second, "the dead letter", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the dead letter", func() bool {
 		return env.Count(t, "SELECT count(*) FROM "+env.Tables.Rejected()+" WHERE reason = 'unknown_product'") == 1
 	})
 	// A worker has loaded the snapshot; change the product's name.
 	require.NoError(t, r.pipe.Push(ctx, [][]byte{order("o-before", product)}, nil))
-	waitFor(t, 30*time.Second, "the first order", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the first order", func() bool {
 		return env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()+" WHERE order_id = 'o-before'") == 1
 	})
 	version := func() int64 { v, _ := env.RDB.Get(ctx, env.Keys.LookupVersion()).Int64(); return v }
@@ -209,18 +197,18 @@ func TestLookupChangeReachesWorkersWithoutRestart(t *testing.T) {
 	require.NoError(t, err)
 	_, err = env.PG.Exec(ctx, "INSERT INTO "+env.Tables.Products()+" (product_id, product_name, category, base_price) VALUES ('P-NEW', 'New', 'Books', 10)")
 	require.NoError(t, err)
-	waitFor(t, 30*time.Second, "a new lookup snapshot", func() bool { return version() != before })
+	testenv.WaitFor(t, 30*time.Second, "a new lookup snapshot", func() bool { return version() != before })
 
 	// The next batch uses it: the snapshot's name wins over the table's, so
 	// an old snapshot would have written the old name.
 	require.NoError(t, r.pipe.Push(ctx, [][]byte{order("o-after", product)}, nil))
-	waitFor(t, 30*time.Second, "the order after the change", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the order after the change", func() bool {
 		return env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()+" WHERE order_id = 'o-after'") == 1
 	})
 	var name string
 	require.NoError(t, env.PG.QueryRow(ctx, "SELECT product_name FROM "+env.Tables.Orders()+" WHERE order_id = 'o-after'").Scan(&name))
 	require.Equal(t, "Renamed by the test", name)
-	waitFor(t, 10*time.Second, "the replay hint in the log", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the replay hint in the log", func() bool {
 		return strings.Contains(r.logs.String(), "redpg dlq replay --reason unknown_product")
 	})
 }
@@ -232,7 +220,7 @@ func TestShutdownFinishesBatchesInHand(t *testing.T) {
 	ctx := t.Context()
 	gen, err := r.pipe.Generate(ctx, 3000, generate.Config{}, nil)
 	require.NoError(t, err)
-	waitFor(t, time.Minute, "some batches to commit", func() bool { return ordersCount(t, env) > 0 })
+	testenv.WaitFor(t, time.Minute, "some batches to commit", func() bool { return ordersCount(t, env) > 0 })
 	r.stop()
 	select {
 	case err := <-r.done:

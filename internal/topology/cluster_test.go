@@ -43,25 +43,25 @@ func TestClusterFailoverMidRun(t *testing.T) {
 	// First failover: the replica takes over in agreement with its master.
 	master, replicas := c.owner(env.Keys.Queue())
 	require.Len(t, replicas, 1)
-	waitFor(t, time.Minute, "a quarter of the orders committed", func() bool { return committed(t, env) >= n/4 })
+	testenv.WaitFor(t, time.Minute, "a quarter of the orders committed", func() bool { return committed(t, env) >= n/4 })
 	promoted := replicas[0]
 	{
 		r := promoted.client()
 		require.NoError(t, r.Do(ctx, "CLUSTER", "FAILOVER").Err())
 		_ = r.Close()
 	}
-	waitFor(t, 30*time.Second, "the replica to become master", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the replica to become master", func() bool {
 		return promoted.info("replication", "role") == "master"
 	})
 	t.Logf("CLUSTER FAILOVER: %s took over from %s at %d committed", promoted.addr(), master.addr(), committed(t, env))
 
 	// Second failover: the new master dies without warning.
-	waitFor(t, time.Minute, "half of the orders committed", func() bool { return committed(t, env) >= n/2 })
+	testenv.WaitFor(t, time.Minute, "half of the orders committed", func() bool { return committed(t, env) >= n/2 })
 	now, _ := c.owner(env.Keys.Queue())
 	require.Equal(t, promoted.port, now.port, "the cluster must agree that the replica took over")
 	at := committed(t, env)
 	now.kill()
-	waitFor(t, 30*time.Second, "the old master to be promoted back", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the old master to be promoted back", func() bool {
 		return master.info("replication", "role") == "master"
 	})
 	t.Logf("SIGKILL %s at %d committed; %s is master again; %d committed now", now.addr(), at, master.addr(), committed(t, env))

@@ -5,11 +5,8 @@ package topology
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,41 +18,11 @@ import (
 	"github.com/redpg/redpg/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
-
 // TestMain removes the binary built for the tests once they are done.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
+	testenv.RemoveBinaries()
 	os.Exit(code)
-}
-
-// redpgBinary builds ./cmd/redpg once per test binary and returns its path.
-func redpgBinary(t testing.TB) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "redpg-topology-bin-"); buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "redpg")
-		cmd := exec.Command(testenv.GoTool(), "build", "-o", buildBin, "./cmd/redpg")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/redpg: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return buildBin
 }
 
 // procEnv is the environment of a redpg subprocess for one tenant: its
@@ -102,7 +69,7 @@ func (l *lockedBuffer) String() string {
 func startRedpg(t testing.TB, environ []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(redpgBinary(t), append([]string{"--env-file", "/nonexistent"}, args...)...)
+	p.cmd = exec.Command(testenv.RedpgBinary(t), append([]string{"--env-file", "/nonexistent"}, args...)...)
 	p.cmd.Env = environ
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

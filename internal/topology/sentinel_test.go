@@ -36,12 +36,12 @@ func TestSentinelFailoverMidRun(t *testing.T) {
 	require.NoError(t, err)
 
 	done := runUntilEmpty(t, ctx, p, 2)
-	waitFor(t, time.Minute, "a third of the orders committed", func() bool { return committed(t, env) >= n/3 })
+	testenv.WaitFor(t, time.Minute, "a third of the orders committed", func() bool { return committed(t, env) >= n/3 })
 	old := s.master
 	at := committed(t, env)
 	old.kill()
 	killed := time.Now()
-	waitFor(t, 30*time.Second, "the Sentinels to promote the replica", func() bool { return s.masterPort() == s.replica.port })
+	testenv.WaitFor(t, 30*time.Second, "the Sentinels to promote the replica", func() bool { return s.masterPort() == s.replica.port })
 	t.Logf("SIGKILL master %s at %d committed; Sentinels promoted %s after %s", old.addr(), at, s.replica.addr(),
 		time.Since(killed).Round(100*time.Millisecond))
 	select {
@@ -55,7 +55,7 @@ func TestSentinelFailoverMidRun(t *testing.T) {
 	// The old master returns empty and is turned into a replica; WAIT 1
 	// can be satisfied again, so producers resume.
 	old.start()
-	waitFor(t, 30*time.Second, "the old master to follow the new one", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the old master to follow the new one", func() bool {
 		return old.info("replication", "role") == "slave" && old.info("replication", "master_link_status") == "up"
 	})
 	second, err := p.Generate(ctx, n/2, generate.Config{Duplicates: 0.05}, nil)

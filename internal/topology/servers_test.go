@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redpg/redpg/internal/testenv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -30,28 +31,6 @@ type server struct {
 	log  string
 	cmd  *exec.Cmd
 	done chan struct{}
-}
-
-// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
-}
-
-// waitFor polls cond every 100ms until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // startServer runs bin with args, its output in dir/<name>.log, and kills
@@ -168,7 +147,7 @@ func startCluster(t testing.TB) *cluster {
 	c := &cluster{t: t}
 	var addrs []string
 	for range 6 {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		s := startServer(t, dir, fmt.Sprintf("node-%d", port), port, "redis-server", redisArgs(dir, port,
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
 			// Two seconds without an answer and a master is failed over:
@@ -181,7 +160,7 @@ func startCluster(t testing.TB) *cluster {
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	require.NoError(t, err, "redis-cli --cluster create:\n%s", out)
-	waitFor(t, 30*time.Second, "cluster_state:ok on every node with its replicas in sync", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "cluster_state:ok on every node with its replicas in sync", func() bool {
 		for _, n := range c.nodes {
 			if !c.nodeOK(n) {
 				return false
@@ -299,7 +278,7 @@ func startSentinels(t testing.TB) *sentinels {
 	t.Helper()
 	dir := t.TempDir()
 	s := &sentinels{t: t, dir: dir}
-	mp, rp := freePort(t), freePort(t)
+	mp, rp := testenv.FreePort(t), testenv.FreePort(t)
 	s.master = startServer(t, dir, fmt.Sprintf("master-%d", mp), mp, "redis-server", redisArgs(dir, mp)...)
 	s.replica = startServer(t, dir, fmt.Sprintf("replica-%d", rp), rp, "redis-server",
 		redisArgs(dir, rp, "--replicaof", "127.0.0.1", strconv.Itoa(mp))...)
@@ -308,7 +287,7 @@ func startSentinels(t testing.TB) *sentinels {
 		t.Fatalf("redis-sentinel is not installed (Debian package redis-sentinel; scripts/services.sh installs it): %v", err)
 	}
 	for range 3 {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		conf := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", port))
 		// Sentinel rewrites its configuration file, so each gets its own.
 		text := fmt.Sprintf(`port %d
@@ -322,7 +301,7 @@ sentinel parallel-syncs %s 1
 		require.NoError(t, os.WriteFile(conf, []byte(text), 0o644))
 		s.watch = append(s.watch, startServer(t, dir, fmt.Sprintf("sentinel-%d", port), port, bin, conf))
 	}
-	waitFor(t, 30*time.Second, "the replica in sync and every Sentinel knowing the replica and the other Sentinels", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the replica in sync and every Sentinel knowing the replica and the other Sentinels", func() bool {
 		if s.replica.info("replication", "master_link_status") != "up" {
 			return false
 		}
