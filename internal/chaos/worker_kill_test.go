@@ -157,7 +157,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 	requireDrained(t, env, nil)
 	out, errOut, code := runRedpg(t, environ, "reconcile")
 	require.Equal(t, 0, code, "reconcile:\n%s%s", out, errOut)
-	require.Contains(t, out, fmt.Sprintf("produced     %d", total))
+	require.Contains(t, out, fmt.Sprintf("arrived      %d", total))
 }
 
 // crashPoint names a step at which a worker dies in TestCrashPoints.
