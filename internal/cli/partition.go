@@ -36,6 +36,9 @@ only creates missing months.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if err := a.pipe.RequireNoLiveWorkers(ctx, "converting orders"); err != nil {
+				return err
+			}
 			t := a.pipe.Config().Tables
 			rep, err := partition.Convert(ctx, a.pg, t, time.Now(), partition.DefaultAhead)
 			if err != nil {

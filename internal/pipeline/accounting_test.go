@@ -147,15 +147,19 @@ func TestAccountFollowsTheDatabase(t *testing.T) {
 	require.NoError(t, schema.Drop(ctx, env.PG, env.Schema))
 	_, err = schema.Migrate(ctx, env.PG, env.Schema)
 	require.NoError(t, err)
+	// The same orders are sent again: the old database's de-dup window must
+	// not make them duplicates stored nowhere.
 	fresh := newPipeline(t, env, pipeline.Config{}, nil)
-	_, err = fresh.Generate(ctx, 200, generate.Config{Seed: 2}, nil)
+	again, err := fresh.Generate(ctx, 300, generate.Config{Seed: 1}, nil)
 	require.NoError(t, err)
 	_, err = fresh.Run(ctx, pipeline.RunOptions{UntilEmpty: true})
 	require.NoError(t, err)
 	r, err := fresh.Reconcile(ctx)
 	require.NoError(t, err)
 	require.True(t, r.OK(), "a fresh database must start a fresh account:\n%s", r)
-	require.Equal(t, int64(200), r.Arrived)
+	require.Equal(t, int64(300), r.Arrived)
+	require.Equal(t, int64(again.Unique), env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()),
+		"orders re-sent to a recreated database are stored, not taken for duplicates by the old window")
 
 	// Another database with its own history, pointed at the same keys.
 	other := testenv.New(t)

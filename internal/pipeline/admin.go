@@ -113,6 +113,11 @@ type ClearOptions struct {
 // Python reference's own keys, cannot be hit whatever the prefixes.
 func (p *Pipeline) Clear(ctx context.Context, opts ClearOptions) error {
 	k := p.cfg.Keys
+	if opts.All || opts.Queue {
+		if err := p.RequireNoLiveWorkers(ctx, "clearing the queue"); err != nil {
+			return err
+		}
+	}
 	if opts.All {
 		// Purge first: it empties the queue and keeps the reference's depth
 		// counters truthful, and what it counts goes with the namespace.
@@ -184,4 +189,29 @@ func (p *Pipeline) partitionLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// ErrWorkersRunning means an operation that must not run beside workers
+// found live leases.
+var ErrWorkersRunning = errors.New("workers are running")
+
+// RequireNoLiveWorkers refuses what must not run beside workers: emptying
+// the queue under a worker that then commits its batch counts it both
+// promoted and discarded, and converting orders under one leaves it
+// writing without the partitioned path. Workers whose lease expired are
+// dead and do not count.
+func (p *Pipeline) RequireNoLiveWorkers(ctx context.Context, what string) error {
+	n, err := p.queue.Workers(ctx)
+	if err != nil {
+		return err
+	}
+	dead, err := p.queue.Expired(ctx, 0)
+	if err != nil {
+		return err
+	}
+	if live := n - int64(len(dead)); live > 0 {
+		return fmt.Errorf("%w: %d workers hold live leases in Redis keys %s*; stop them (or wait %s for their leases to expire) before %s",
+			ErrWorkersRunning, live, p.cfg.Keys.Namespace(), p.cfg.Lease, what)
+	}
+	return nil
 }

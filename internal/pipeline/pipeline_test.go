@@ -464,6 +464,13 @@ func TestClear(t *testing.T) {
 	require.Zero(t, s.LookupCacheSize)
 	require.Positive(t, s.ProductionRows, "clearing Redis leaves PostgreSQL alone")
 
+	// A live worker holds a batch: emptying the queue under it would count
+	// its batch both promoted and discarded, so clear refuses.
+	err = p.Clear(ctx, pipeline.ClearOptions{Queue: true})
+	require.ErrorIs(t, err, pipeline.ErrWorkersRunning)
+	require.Contains(t, err.Error(), "stop them")
+	// Once its lease ran out (a dead worker), the queue can be emptied.
+	require.NoError(t, p.Queue().Heartbeat(ctx, -time.Second, "holder"))
 	require.NoError(t, p.Clear(ctx, pipeline.ClearOptions{Queue: true}))
 	r, err := p.Reconcile(ctx)
 	require.NoError(t, err)
@@ -483,11 +490,13 @@ func TestClear(t *testing.T) {
 		require.Zero(t, n, v)
 	}
 	var keys []string
-	iter := env.RDB.Scan(ctx, 0, env.Prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
+	for _, pattern := range []string{env.Prefix + "*", env.Keys.Pattern()} {
+		iter := env.RDB.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		require.NoError(t, iter.Err())
 	}
-	require.NoError(t, iter.Err())
 	require.Empty(t, keys, "clear --all removes every redpg key")
 	require.Equal(t, int64(15), env.Count(t, "SELECT count(*) FROM "+env.Tables.Products()), "lookup tables are never touched")
 }

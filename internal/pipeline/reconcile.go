@@ -7,10 +7,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/redpg/redpg/internal/dlq"
 	"github.com/redpg/redpg/internal/ledger"
 	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/queue"
+	"github.com/redpg/redpg/internal/schema"
 )
 
 // Reconciliation accounts for every message that ever reached the queue.
@@ -121,11 +124,7 @@ func (p *Pipeline) Reconcile(ctx context.Context) (Reconciliation, error) {
 		r.Problems = append(r.Problems, fmt.Sprintf(
 			"%d messages counted by redpg's producers never reached a worker (removed from the queue behind redpg's back, or evicted)", -r.OtherProducers))
 	}
-	if p.cfg.Tables.Partitioned {
-		if r.RetiredRows, err = partition.RetiredRows(ctx, p.pg, p.cfg.Tables); err != nil {
-			return r, fmt.Errorf("read retired partitions: %w", err)
-		}
-	}
+	r.RetiredRows = led.retired
 	if led.allPromoted != r.ProductionRows+r.RetiredRows {
 		r.Problems = append(r.Problems, fmt.Sprintf("ledger says %d promoted but orders holds %d rows (and retention dropped %d)",
 			led.allPromoted, r.ProductionRows, r.RetiredRows))
@@ -155,7 +154,8 @@ type ledgerReading struct {
 	orders      int64
 	letters     int64
 	database    string
-	epochKnown  bool // the account's epoch was started by redpg, knowingly
+	epochKnown  bool  // the account's epoch was started by redpg, knowingly
+	retired     int64 // rows in partitions `redpg retention` dropped
 }
 
 func (p *Pipeline) readLedger(ctx context.Context, q queue.Snapshot) (ledgerReading, error) {
@@ -175,11 +175,12 @@ func (p *Pipeline) readLedger(ctx context.Context, q queue.Snapshot) (ledgerRead
 		coalesce(sum(promoted), 0), coalesce(sum(rejected), 0),
 		(SELECT count(*) FROM %s), (SELECT count(*) FROM %s),
 		(SELECT id::text FROM %s),
-		coalesce((SELECT acknowledged FROM %s WHERE epoch = $3), false)
+		coalesce((SELECT acknowledged FROM %s WHERE epoch = $3), false),
+		%s
 		FROM (SELECT *, status = 'committed' AND claim_epoch = $3 AND claim_mark <= $1 AS c FROM %s) b`,
-		t.Orders(), t.Rejected(), t.Deployment(), t.Epochs(), t.Batches()), q.Claimed, ids, q.Epoch).
+		t.Orders(), t.Rejected(), t.Deployment(), t.Epochs(), retiredSQL(t), t.Batches()), q.Claimed, ids, q.Epoch).
 		Scan(&l.covered.Received, &l.covered.Promoted, &l.covered.Duplicates, &l.covered.Rejected,
-			&done, &l.replayed.Promoted, &l.replayed.Duplicates, &l.replayed.Rejected, &l.allPromoted, &l.allRejected, &l.orders, &l.letters, &l.database, &l.epochKnown)
+			&done, &l.replayed.Promoted, &l.replayed.Duplicates, &l.replayed.Rejected, &l.allPromoted, &l.allRejected, &l.orders, &l.letters, &l.database, &l.epochKnown, &l.retired)
 	if err != nil {
 		return l, fmt.Errorf("read ledger: %w", err)
 	}
@@ -188,4 +189,14 @@ func (p *Pipeline) readLedger(ctx context.Context, q queue.Snapshot) (ledgerRead
 		l.committed[id] = true
 	}
 	return l, nil
+}
+
+// retiredSQL counts the rows retention dropped, in the same statement (and
+// so the same snapshot) as orders: read apart, a partition dropped between
+// the two readings would be counted twice.
+func retiredSQL(t schema.Tables) string {
+	if !t.Partitioned {
+		return "0::bigint"
+	}
+	return "(SELECT coalesce(sum(rows), 0)::bigint FROM " + pgx.Identifier{t.Schema, partition.RetiredTable}.Sanitize() + ")"
 }

@@ -939,6 +939,8 @@ func (q *Queue) Snapshot(ctx context.Context) (Snapshot, error) {
 // against, and gives it an epoch.
 //
 //	KEYS[1] account hash   KEYS[2] produced counter   KEYS[3] workers lease set
+//	KEYS[4...] what else belongs to the database and goes with a reset: the
+//	de-dup window, the live windows
 //	ARGV[1] database id    ARGV[2] "1" when that database has never
 //	counted a claimed batch   ARGV[3] epoch to start   ARGV[4] "1" to reset
 //	whatever the account holds
@@ -948,7 +950,10 @@ func (q *Queue) Snapshot(ctx context.Context) (Snapshot, error) {
 // bound to none (Redis lost it, or it predates binding) and keeps its
 // counters; "reset" — it starts over at zero (claimed, returned, discarded
 // and produced) in a new epoch, because the database is fresh, or on
-// request, and no worker holds a lease; "mismatch" — it is another
+// request, and no worker holds a lease — and the de-dup and live windows
+// go too: they describe orders of the database they were kept for, and a
+// window that says "seen" of an id this database never stored would make
+// a valid re-send a duplicate stored nowhere; "mismatch" — it is another
 // database's and this one has a history too, or workers are live: nothing
 // changes.
 var bindScript = redis.NewScript(`
@@ -966,7 +971,7 @@ end
 if not idle or (cur and ARGV[2] ~= '1' and ARGV[4] ~= '1') then
   return {'mismatch', cur or '', redis.call('HGET', KEYS[1], 'epoch') or ''}
 end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', unpack(KEYS))
 redis.call('HSET', KEYS[1], 'database', ARGV[1], 'epoch', ARGV[3])
 return {'reset', cur or '', ARGV[3]}
 `)
@@ -986,7 +991,7 @@ type Binding struct {
 // holds, as long as no worker is live (see bindScript).
 func (q *Queue) Bind(ctx context.Context, database string, fresh, reset bool) (Binding, error) {
 	k := q.cfg.Keys
-	res, err := bindScript.Run(ctx, q.rdb, []string{k.Account(), k.Produced(), k.Workers()},
+	res, err := bindScript.Run(ctx, q.rdb, []string{k.Account(), k.Produced(), k.Workers(), k.Dedup(), k.Window(), k.WindowRevenue()},
 		database, flag(fresh), newEpoch(), flag(reset)).StringSlice()
 	if err != nil {
 		return Binding{}, fmt.Errorf("bind the Redis account to the database: %w", err)
