@@ -24,7 +24,7 @@ help: ## List targets (default goal)
 build: ## Build the CLI into bin/redpg
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/redpg ./cmd/redpg
 
-test: ## Full test run (CI): race tests, chaos tests (restart the local PostgreSQL!), fuzz smoke
+test: services ## Full test run (CI): starts the services, then race tests, chaos tests (restart the local PostgreSQL!), fuzz smoke
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -tags chaos -count=1 -p 1 -timeout 10m ./internal/chaos/
 	@$(MAKE) --no-print-directory fuzz
