@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -227,6 +228,8 @@ type Pipeline struct {
 	dedup   *dedup.Window
 	lookups *lookup.Cache
 	bound   atomic.Bool // Bind succeeded
+	recMu   sync.Mutex
+	rec     *windowRecorder // records the live windows while Run runs
 	windows *window.Windows
 	tx      pgx.TxOptions // begins the pipeline's own transactions with their timeouts
 }

@@ -99,6 +99,8 @@ func (p *Pipeline) Run(ctx context.Context, opts RunOptions) (ledger.Counts, err
 	if err := p.queue.Register(ctx, queue.WorkerInfo{Host: host, PID: os.Getpid(), Version: p.cfg.Version}, ids...); err != nil && ctx.Err() == nil {
 		p.cfg.Logger.Warn("could not register the workers", "err", err)
 	}
+	stopRecorder := p.startRecorder(context.WithoutCancel(ctx))
+	defer stopRecorder()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	wake := p.subscribe(bg)
@@ -408,7 +410,10 @@ func (p *Pipeline) handle(ctx, stop context.Context, worker string, b *queue.Bat
 // recordWindows counts promoted rows in the live windows. Like the de-dup
 // mark it follows the commit and may fail without harm to the data: the
 // windows are a view for people, keyed by order id, so a retry or a
-// redelivery never counts an order twice.
+// redelivery never counts an order twice. While Run runs, a recorder of its
+// own does the Redis work, so a worker goes on to its next batch instead
+// of waiting for it; when the recorder is behind, the worker records itself
+// (never dropping a batch, never piling up more than a few).
 func (p *Pipeline) recordWindows(ctx context.Context, rows []transform.Row) {
 	if len(rows) == 0 {
 		return
@@ -421,8 +426,63 @@ func (p *Pipeline) recordWindows(ctx context.Context, rows []transform.Row) {
 			orders[i].USDCents = *r.TotalUSDCents
 		}
 	}
+	p.recMu.Lock()
+	if p.rec != nil {
+		select {
+		case p.rec.ch <- orders:
+			p.recMu.Unlock()
+			return
+		default:
+		}
+	}
+	p.recMu.Unlock()
+	p.recordOrders(ctx, orders)
+}
+
+func (p *Pipeline) recordOrders(ctx context.Context, orders []window.Order) {
 	if err := p.windows.Record(ctx, orders); err != nil {
 		p.cfg.Logger.Warn("could not count promoted orders in the live windows", "err", err)
+	}
+}
+
+// windowRecorder records the live windows for the workers of the Runs
+// that share it.
+type windowRecorder struct {
+	ch    chan []window.Order
+	done  chan struct{}
+	users int
+}
+
+// startRecorder makes the Pipeline's recorder run for one more Run; the
+// returned function stops it when the last Run using it ends, once what it
+// was handed is recorded.
+func (p *Pipeline) startRecorder(ctx context.Context) (stop func()) {
+	p.recMu.Lock()
+	if p.rec == nil {
+		r := &windowRecorder{ch: make(chan []window.Order, 8), done: make(chan struct{})}
+		go func() {
+			defer close(r.done)
+			for orders := range r.ch {
+				p.recordOrders(ctx, orders)
+			}
+		}()
+		p.rec = r
+	}
+	r := p.rec
+	r.users++
+	p.recMu.Unlock()
+	return func() {
+		p.recMu.Lock()
+		r.users--
+		last := r.users == 0
+		if last {
+			close(r.ch)
+			p.rec = nil
+		}
+		p.recMu.Unlock()
+		if last {
+			<-r.done
+		}
 	}
 }
 

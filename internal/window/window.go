@@ -80,20 +80,48 @@ func New(rdb redis.UniversalClient, k keys.Space, retention time.Duration) *Wind
 // the set (a redelivered batch) adds nothing; an order older than ARGV[1]
 // is not counted at all, as the keeper would trim it at once. The counter
 // is incremented once per call, so a refresher can tell a change happened.
+// A fixed handful of commands per call (ZMSCORE, a multi-member ZADD, one
+// HMGET and one HSET of the touched buckets), rather than a ZADD and an
+// HINCRBY per order: inside a script every redis.call costs Redis's one
+// thread far more than an argument does, and per-order calls made recording
+// the windows cost a fifth of end-to-end throughput.
 var recordScript = redis.NewScript(`
 local oldest = tonumber(ARGV[1])
-local added = 0
-local buckets = {}
+local ids, zargs, ms, cents = {}, {}, {}, {}
 for i = 2, #ARGV, 3 do
-  local ms = tonumber(ARGV[i + 1])
-  if ms >= oldest and redis.call('ZADD', KEYS[1], 'NX', ms, ARGV[i]) == 1 then
-    added = added + 1
-    local sec = math.floor(ms / 1000)
-    buckets[sec] = (buckets[sec] or 0) + tonumber(ARGV[i + 2])
+  local t = tonumber(ARGV[i + 1])
+  if t >= oldest then
+    local n = #ids + 1
+    ids[n], ms[n], cents[n] = ARGV[i], t, ARGV[i + 2]
+    zargs[2 * n - 1], zargs[2 * n] = t, ARGV[i]
   end
 end
-for sec, cents in pairs(buckets) do
-  redis.call('HINCRBY', KEYS[2], string.format('%d', sec), cents)
+local added = 0
+if #ids > 0 then
+  local before = redis.call('ZMSCORE', KEYS[1], unpack(ids))
+  redis.call('ZADD', KEYS[1], 'NX', unpack(zargs))
+  local buckets = {}
+  for j = 1, #ids do
+    if not before[j] then
+      added = added + 1
+      local sec = math.floor(ms[j] / 1000)
+      buckets[sec] = (buckets[sec] or 0) + tonumber(cents[j])
+    end
+  end
+  local fields, adds = {}, {}
+  for sec, c in pairs(buckets) do
+    fields[#fields + 1] = string.format('%d', sec)
+    adds[#adds + 1] = c
+  end
+  if #fields > 0 then
+    local cur = redis.call('HMGET', KEYS[2], unpack(fields))
+    local args = {}
+    for j = 1, #fields do
+      args[2 * j - 1] = fields[j]
+      args[2 * j] = string.format('%d', (tonumber(cur[j]) or 0) + adds[j])
+    end
+    redis.call('HSET', KEYS[2], unpack(args))
+  end
 end
 redis.call('INCR', KEYS[3])
 return added
