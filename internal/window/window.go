@@ -2,13 +2,17 @@
 // many orders, and how much revenue in US cents, carry an order time within
 // the last 1, 5 and 60 minutes.
 //
-// Each promoted order is a member of a sorted set scored by its order time,
-// keyed by its order id, so a batch delivered twice is counted once; its
-// revenue is added to a per-second bucket the first time its id enters the
-// set. Counting is ZCOUNT over a score range and revenue a sum over at most
-// 3,600 buckets, so a reading costs the same however many orders arrive. A
-// keeper trims members and buckets that fell out of the longest window
-// (ZREMRANGEBYSCORE), so the structures hold one hour of orders at most.
+// Orders are counted into buckets by order time: per second for the last
+// few minutes (FineRetention), which the 1- and 5-minute windows read, and
+// per minute for the hour, which the 60-minute window reads (over whole
+// minutes, plus the seconds of the current minute). A batch adds one
+// HINCRBY per bucket it touches, never per order, so recording costs Redis
+// little however the orders' times are spread, and a reading is a few
+// HMGETs. Buckets are not keyed by order id: a committed batch is recorded
+// once by construction (a batch redelivered after its commit is settled
+// from the ledger, not recorded again), and only a network retry of the
+// recording itself could count a batch twice. A keeper trims buckets that
+// fell out of the windows, so the hashes stay small.
 package window
 
 import (
@@ -26,9 +30,13 @@ import (
 // Spans are the windows reported, shortest first.
 var Spans = []time.Duration{time.Minute, 5 * time.Minute, time.Hour}
 
-// DefaultRetention is how far back order times are kept: the longest span
-// plus a minute, so a reading never finds its oldest second already trimmed.
+// DefaultRetention is how far back minute buckets are kept: the longest
+// span plus a minute, so a reading never finds its oldest minute trimmed.
 const DefaultRetention = time.Hour + time.Minute
+
+// FineRetention is how far back second buckets are kept: the 5-minute
+// window plus a minute.
+const FineRetention = 6 * time.Minute
 
 // Order is what the windows need to know of one promoted order.
 type Order struct {
@@ -48,8 +56,8 @@ type Figure struct {
 
 // Sizes are the entry counts of the windows' Redis structures.
 type Sizes struct {
-	Members int64 `json:"members"` // orders in the sorted set
-	Buckets int64 `json:"buckets"` // seconds in the revenue hash
+	Members int64 `json:"members"` // buckets in the order-count hash
+	Buckets int64 `json:"buckets"` // buckets in the revenue hash
 }
 
 // Windows records and reads the windows. It is safe for concurrent use.
@@ -68,125 +76,67 @@ func New(rdb redis.UniversalClient, k keys.Space, retention time.Duration) *Wind
 	return &Windows{rdb: rdb, keys: k, retention: retention, now: time.Now}
 }
 
-// recordScript counts promoted orders into the windows.
-//
-//	KEYS[1] window sorted set (order id → order time, unix ms)
-//	KEYS[2] revenue hash (unix second → USD cents)
-//	KEYS[3] promotions counter
-//	ARGV[1] oldest order time kept, unix ms
-//	ARGV[2..] triples: order id, order time unix ms, USD cents
-//
-// Returns how many orders were counted for the first time. An id already in
-// the set (a redelivered batch) adds nothing; an order older than ARGV[1]
-// is not counted at all, as the keeper would trim it at once. The counter
-// is incremented once per call, so a refresher can tell a change happened.
-// A fixed handful of commands per call (ZMSCORE, a multi-member ZADD, one
-// HMGET and one HSET of the touched buckets), rather than a ZADD and an
-// HINCRBY per order: inside a script every redis.call costs Redis's one
-// thread far more than an argument does, and per-order calls made recording
-// the windows cost a fifth of end-to-end throughput.
-var recordScript = redis.NewScript(`
-local oldest = tonumber(ARGV[1])
-local ids, zargs, ms, cents = {}, {}, {}, {}
-for i = 2, #ARGV, 3 do
-  local t = tonumber(ARGV[i + 1])
-  if t >= oldest then
-    local n = #ids + 1
-    ids[n], ms[n], cents[n] = ARGV[i], t, ARGV[i + 2]
-    zargs[2 * n - 1], zargs[2 * n] = t, ARGV[i]
-  end
-end
-local added = 0
-if #ids > 0 then
-  local before = redis.call('ZMSCORE', KEYS[1], unpack(ids))
-  redis.call('ZADD', KEYS[1], 'NX', unpack(zargs))
-  local buckets = {}
-  for j = 1, #ids do
-    if not before[j] then
-      added = added + 1
-      local sec = math.floor(ms[j] / 1000)
-      buckets[sec] = (buckets[sec] or 0) + tonumber(cents[j])
-    end
-  end
-  local fields, adds = {}, {}
-  for sec, c in pairs(buckets) do
-    fields[#fields + 1] = string.format('%d', sec)
-    adds[#adds + 1] = c
-  end
-  if #fields > 0 then
-    local cur = redis.call('HMGET', KEYS[2], unpack(fields))
-    local args = {}
-    for j = 1, #fields do
-      args[2 * j - 1] = fields[j]
-      args[2 * j] = string.format('%d', (tonumber(cur[j]) or 0) + adds[j])
-    end
-    redis.call('HSET', KEYS[2], unpack(args))
-  end
-end
-redis.call('INCR', KEYS[3])
-return added
-`)
+// Buckets are hash fields: "s<unix second>" and "m<unix minute>".
+func secField(sec int64) string { return "s" + strconv.FormatInt(sec, 10) }
+func minField(min int64) string { return "m" + strconv.FormatInt(min, 10) }
 
-// recordChunk bounds the orders one script call carries, keeping each
-// call's argument list (three per order) and its time in Redis modest.
-const recordChunk = 1000
-
-// Record counts orders promoted by one committed batch: one pipelined round
-// trip, whatever the batch size. Call it only after the commit; recording
-// the same orders again changes nothing.
+// Record counts the orders promoted by one committed batch, in one
+// pipelined round trip: an HINCRBY per bucket touched in the count and the
+// revenue hashes, and one INCR of the promotions counter. Orders older than
+// the retention are not counted, as the keeper would trim them at once.
+// Call it once per committed batch, after the commit.
 func (w *Windows) Record(ctx context.Context, orders []Order) error {
 	if len(orders) == 0 {
 		return nil
 	}
-	oldest := strconv.FormatInt(w.now().Add(-w.retention).UnixMilli(), 10)
-	ks := []string{w.keys.Window(), w.keys.WindowRevenue(), w.keys.Promotions()}
-	pipe := w.rdb.Pipeline()
-	for len(orders) > 0 {
-		n := min(recordChunk, len(orders))
-		args := make([]any, 0, 1+3*n)
-		args = append(args, oldest)
-		for _, o := range orders[:n] {
-			args = append(args, o.ID, o.Time.UnixMilli(), o.USDCents)
+	now := w.now()
+	oldest, oldestFine := now.Add(-w.retention).Unix(), now.Add(-FineRetention).Unix()
+	type bucket struct{ n, cents int64 }
+	buckets := map[string]*bucket{}
+	add := func(field string, cents int64) {
+		b := buckets[field]
+		if b == nil {
+			b = &bucket{}
+			buckets[field] = b
 		}
-		recordScript.Eval(ctx, pipe, ks, args...) // EVALSHA cannot fall back to EVAL inside a pipeline
-		orders = orders[n:]
+		b.n++
+		b.cents += cents
 	}
-	_, err := pipe.Exec(ctx)
-	if errors.Is(err, redis.Nil) {
-		err = nil
+	for _, o := range orders {
+		sec := o.Time.Unix()
+		if sec < oldest {
+			continue
+		}
+		add(minField(floorDiv(sec, 60)), o.USDCents)
+		if sec >= oldestFine {
+			add(secField(sec), o.USDCents)
+		}
 	}
-	if err != nil {
+	pipe := w.rdb.TxPipeline()
+	for f, b := range buckets {
+		pipe.HIncrBy(ctx, w.keys.Window(), f, b.n)
+		pipe.HIncrBy(ctx, w.keys.WindowRevenue(), f, b.cents)
+	}
+	pipe.Incr(ctx, w.keys.Promotions())
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("record windows: %w", err)
 	}
 	return nil
 }
 
-// readScript reads every window in one atomic step.
-//
-//	KEYS[1] window sorted set   KEYS[2] revenue hash
-//	ARGV[1] end of the windows, unix seconds (exclusive)
-//	ARGV[2..] each window's length in seconds
-//
-// Returns {orders, revenue cents} per window, in ARGV order.
-var readScript = redis.NewScript(`
-local to = tonumber(ARGV[1])
-local out = {}
-for i = 2, #ARGV do
-  local from = to - tonumber(ARGV[i])
-  out[#out + 1] = redis.call('ZCOUNT', KEYS[1], string.format('%d', from * 1000), string.format('(%d', to * 1000))
-  local cents = 0
-  for sec = from, to - 1 do
-    local v = redis.call('HGET', KEYS[2], string.format('%d', sec))
-    if v then cents = cents + tonumber(v) end
-  end
-  out[#out + 1] = cents
-end
-return out
-`)
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
 
-// Read returns each span's figures over [To−span, To), where To is the end
-// of the current second: windows are whole seconds, so the count and the
-// revenue cover exactly the same orders.
+// Read returns each span's figures over [From, To), where To is the end of
+// the current second. The 1- and 5-minute windows start exactly one span
+// before To; the hour starts at the first whole minute within the hour
+// before To, since older orders are kept per minute. Count and revenue come
+// from one atomic reading, so they cover exactly the same orders.
 func (w *Windows) Read(ctx context.Context) ([]Figure, error) {
 	return w.ReadAt(ctx, w.now())
 }
@@ -194,22 +144,65 @@ func (w *Windows) Read(ctx context.Context) ([]Figure, error) {
 // ReadAt is Read as of now.
 func (w *Windows) ReadAt(ctx context.Context, now time.Time) ([]Figure, error) {
 	to := now.Truncate(time.Second).Add(time.Second)
-	args := []any{to.Unix()}
-	for _, s := range Spans {
-		args = append(args, int64(s/time.Second))
+	out := make([]Figure, len(Spans))
+	fields := make([][]string, len(Spans))
+	for i, s := range Spans {
+		from := to.Add(-s)
+		var fs []string
+		if s <= FineRetention-time.Minute {
+			for sec := from.Unix(); sec < to.Unix(); sec++ {
+				fs = append(fs, secField(sec))
+			}
+		} else {
+			from = ceilMinute(from)
+			toMin := floorDiv(to.Unix(), 60)
+			for m := from.Unix() / 60; m < toMin; m++ {
+				fs = append(fs, minField(m))
+			}
+			for sec := toMin * 60; sec < to.Unix(); sec++ {
+				fs = append(fs, secField(sec))
+			}
+		}
+		out[i] = Figure{Span: spanName(s), From: from.UTC(), To: to.UTC()}
+		fields[i] = fs
 	}
-	res, err := readScript.Run(ctx, w.rdb, []string{w.keys.Window(), w.keys.WindowRevenue()}, args...).Int64Slice()
-	if err != nil {
+	pipe := w.rdb.TxPipeline()
+	counts := make([]*redis.SliceCmd, len(Spans))
+	cents := make([]*redis.SliceCmd, len(Spans))
+	for i, fs := range fields {
+		if len(fs) == 0 {
+			continue
+		}
+		counts[i] = pipe.HMGet(ctx, w.keys.Window(), fs...)
+		cents[i] = pipe.HMGet(ctx, w.keys.WindowRevenue(), fs...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read windows: %w", err)
 	}
-	if len(res) != 2*len(Spans) {
-		return nil, fmt.Errorf("read windows: unexpected reply of %d elements", len(res))
-	}
-	out := make([]Figure, len(Spans))
-	for i, s := range Spans {
-		out[i] = Figure{Span: spanName(s), From: to.Add(-s).UTC(), To: to.UTC(), Orders: res[2*i], RevenueUSDCents: res[2*i+1]}
+	for i := range out {
+		if counts[i] != nil {
+			out[i].Orders, out[i].RevenueUSDCents = sum(counts[i].Val()), sum(cents[i].Val())
+		}
 	}
 	return out, nil
+}
+
+func ceilMinute(t time.Time) time.Time {
+	if m := t.Truncate(time.Minute); !m.Equal(t) {
+		return m.Add(time.Minute)
+	}
+	return t
+}
+
+func sum(vals []any) int64 {
+	var n int64
+	for _, v := range vals {
+		if s, ok := v.(string); ok {
+			x, _ := strconv.ParseInt(s, 10, 64)
+			n += x
+		}
+	}
+	return n
 }
 
 func spanName(d time.Duration) string {
@@ -219,40 +212,45 @@ func spanName(d time.Duration) string {
 	return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
 }
 
-// trimScript drops revenue buckets older than a second.
+// trimScript drops the buckets of both hashes that no window reads any more.
 //
-//	KEYS[1] revenue hash   ARGV[1] oldest second kept
+//	KEYS[1] count hash   KEYS[2] revenue hash
+//	ARGV[1] oldest second kept   ARGV[2] oldest minute kept
 //
-// Returns how many buckets it removed.
+// Returns how many buckets it removed from the count hash.
 var trimScript = redis.NewScript(`
-local oldest = tonumber(ARGV[1])
+local oldestSec, oldestMin = tonumber(ARGV[1]), tonumber(ARGV[2])
 local gone = {}
 for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if tonumber(f) < oldest then gone[#gone + 1] = f end
+  local kind, n = string.sub(f, 1, 1), tonumber(string.sub(f, 2))
+  if not n or (kind == 's' and n < oldestSec) or (kind == 'm' and n < oldestMin) or (kind ~= 's' and kind ~= 'm') then
+    gone[#gone + 1] = f
+  end
 end
 for i = 1, #gone, 1000 do
-  redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + 999, #gone)))
+  local part = {unpack(gone, i, math.min(i + 999, #gone))}
+  redis.call('HDEL', KEYS[1], unpack(part))
+  redis.call('HDEL', KEYS[2], unpack(part))
 end
 return #gone
 `)
 
-// Trim removes orders and revenue buckets older than the retention and
-// reports how many orders it removed. The keeper calls it periodically.
+// Trim removes the buckets older than the windows read and reports how
+// many it removed. The keeper calls it periodically.
 func (w *Windows) Trim(ctx context.Context) (int64, error) {
-	oldest := w.now().Add(-w.retention)
-	pipe := w.rdb.Pipeline()
-	n := pipe.ZRemRangeByScore(ctx, w.keys.Window(), "-inf", "("+strconv.FormatInt(oldest.UnixMilli(), 10))
-	trimScript.Eval(ctx, pipe, []string{w.keys.WindowRevenue()}, oldest.Unix())
-	if _, err := pipe.Exec(ctx); err != nil {
+	now := w.now()
+	n, err := trimScript.Run(ctx, w.rdb, []string{w.keys.Window(), w.keys.WindowRevenue()},
+		now.Add(-FineRetention).Unix(), floorDiv(now.Add(-w.retention).Unix(), 60)).Int64()
+	if err != nil {
 		return 0, fmt.Errorf("trim windows: %w", err)
 	}
-	return n.Val(), nil
+	return n, nil
 }
 
 // Sizes reports how many entries the windows' structures hold.
 func (w *Windows) Sizes(ctx context.Context) (Sizes, error) {
 	pipe := w.rdb.Pipeline()
-	m := pipe.ZCard(ctx, w.keys.Window())
+	m := pipe.HLen(ctx, w.keys.Window())
 	b := pipe.HLen(ctx, w.keys.WindowRevenue())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Sizes{}, fmt.Errorf("window sizes: %w", err)
