@@ -5,6 +5,7 @@ package topology
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,17 +93,25 @@ func TestClusterTwoTenants(t *testing.T) {
 	defer cancel()
 	tenants := []*testenv.Env{testenv.New(t), testenv.New(t)}
 	const n = 3000
+	// One `redpg serve` per tenant, each with its own key prefix and schema,
+	// sharing the cluster (and PostgreSQL): each elects its own leader and
+	// takes only its own tenant's orders.
 	procs := make([]*proc, len(tenants))
 	for i, env := range tenants {
-		environ := procEnv(env, c.clusterURL())
-		out, errOut, code := runRedpg(t, environ, "generate", "--count", fmt.Sprint(n))
+		procs[i] = startRedpg(t, procEnv(env, c.clusterURL()), "serve", "-w", "2", "--batch-size", "250", "--http-addr", "off")
+	}
+	for i, env := range tenants {
+		out, errOut, code := runRedpg(t, procEnv(env, c.clusterURL()), "generate", "--count", fmt.Sprint(n))
 		require.Zero(t, code, "generate for tenant %d:\n%s\n%s", i, out, errOut)
 	}
 	for i, env := range tenants {
-		procs[i] = startRedpg(t, procEnv(env, c.clusterURL()), "process", "--until-empty", "-w", "2", "--batch-size", "250")
+		testenv.WaitFor(t, time.Minute, fmt.Sprintf("tenant %d's orders", i), func() bool {
+			return env.Count(t, "SELECT count(*) FROM "+env.Tables.Orders()) == n
+		})
 	}
 	for i, pr := range procs {
-		require.Zero(t, pr.wait(t, time.Minute), "process for tenant %d:\n%s", i, tail(pr.stderr.String(), 3000))
+		require.NoError(t, pr.cmd.Process.Signal(syscall.SIGTERM))
+		require.Zero(t, pr.wait(t, time.Minute), "serve for tenant %d:\n%s", i, tail(pr.stderr.String(), 3000))
 	}
 	for i, env := range tenants {
 		out, errOut, code := runRedpg(t, procEnv(env, c.clusterURL()), "reconcile")
