@@ -89,11 +89,12 @@ end
 var claimScript = redis.NewScript(unwrapLua + nowLua + `
 redis.call('ZADD', KEYS[4], now_ms() + tonumber(ARGV[4]), ARGV[1])
 local function bodies(items)
-  local out = {}
   for i = 1, #items do
-    out[i] = unwrap(items[i])
+    if string.byte(items[i], 1) == 30 then
+      items[i] = unwrap(items[i])
+    end
   end
-  return out
+  return items
 end
 if redis.call('LLEN', KEYS[2]) > 0 then
   local id = redis.call('HGET', KEYS[3], 'batch_id')
