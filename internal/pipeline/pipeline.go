@@ -12,7 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -276,6 +278,30 @@ func beginSQL(c Config) string {
 	return fmt.Sprintf("BEGIN; SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d",
 		c.LockTimeout.Milliseconds(), c.StatementTimeout.Milliseconds(), c.IdleInTransactionTimeout.Milliseconds())
 }
+
+// batchTx begins a batch's transaction with the timeouts and names it
+// after the batch (application_name, set for this transaction only), so
+// that a reaper fencing the batch of a worker that froze inside it can find
+// its session: a backend waiting for a frozen client in the middle of a
+// COPY is beyond statement_timeout and idle_in_transaction_session_timeout,
+// and only ending the session releases its locks.
+func (p *Pipeline) batchTx(batchID string) pgx.TxOptions {
+	o := p.tx
+	o.BeginQuery += "; SET LOCAL application_name = " + quoteLiteral(p.batchSession(batchID))
+	return o
+}
+
+// batchSession is the application_name of a batch's transaction: the batch
+// id and a hash of the schema, so deployments sharing a server (and tests
+// reusing batch ids) never name each other's sessions.
+func (p *Pipeline) batchSession(batchID string) string {
+	h := fnv.New32a()
+	h.Write([]byte(p.cfg.Tables.Schema))
+	return fmt.Sprintf("redpg %08x %s", h.Sum32(), batchID)
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // Queue is the pipeline's ingestion queue.
 func (p *Pipeline) Queue() *queue.Queue { return p.queue }

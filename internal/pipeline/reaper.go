@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/redpg/redpg/internal/ledger"
 )
@@ -144,8 +145,18 @@ func (p *Pipeline) reapOne(ctx context.Context, w string) (int64, error) {
 			status, err = ledger.Fence(ctx, tx, p.cfg.Tables, batchID, w)
 			return err
 		})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available: its session holds the ledger row
+			p.endBatchSession(ctx, w, batchID)
+		}
 		if err != nil {
 			return 0, err
+		}
+		if status == ledger.Abandoned {
+			// Fenced: the worker's transaction can never commit now, and if
+			// it froze mid-statement its locks on the batch's order ids
+			// would keep every batch sharing them waiting.
+			p.endBatchSession(ctx, w, batchID)
 		}
 	}
 	if status == ledger.Abandoned {
@@ -163,4 +174,26 @@ func (p *Pipeline) reapOne(ctx context.Context, w string) (int64, error) {
 	}
 	p.cfg.Logger.Info("released a dead worker's batch that had committed", "worker", w, "batch", batchID)
 	return 0, nil
+}
+
+// endBatchSession ends the database session still working on a dead
+// worker's batch, found by the application_name its transaction set (see
+// batchTx). The worker's lease expired, so it is dead or frozen (SIGSTOP, a
+// paused VM); a session stuck on a frozen client in the middle of a COPY is
+// beyond every server-side timeout, and its locks would otherwise hold the
+// batch's order ids and ledger row, and every batch sharing them, for good.
+func (p *Pipeline) endBatchSession(ctx context.Context, worker, batchID string) {
+	var ended int
+	// The sessions are chosen first, in a materialized step: in one WHERE
+	// clause PostgreSQL may call pg_terminate_backend before checking the name.
+	if err := p.pg.QueryRow(ctx, `WITH s AS MATERIALIZED (
+		SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid())
+		SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM s`,
+		p.batchSession(batchID)).Scan(&ended); err != nil {
+		p.cfg.Logger.Warn("could not end a dead worker's database session", "worker", worker, "batch", batchID, "err", err)
+		return
+	}
+	if ended > 0 {
+		p.cfg.Logger.Warn("ended the database session of a dead worker's batch", "worker", worker, "batch", batchID)
+	}
 }

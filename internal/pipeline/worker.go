@@ -547,7 +547,7 @@ func (p *Pipeline) commit(ctx context.Context, worker, batchID string, pr *prepa
 	tm := p.cfg.Timings
 	began := tm.now()
 	var inner time.Duration // staging and promotion, told apart from BEGIN, ledger and COMMIT
-	err := pgx.BeginTxFunc(ctx, p.wpg, p.tx, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, p.wpg, p.batchTx(batchID), func(tx pgx.Tx) error {
 		out = outcome{}
 		h := p.cfg.Hooks
 		if err := h.call(ctx, h.BeforeStage, batchID); err != nil {
@@ -623,7 +623,7 @@ func (p *Pipeline) record(ctx context.Context, tx pgx.Tx, batchID, worker string
 // so the batch stays atomic.
 func (p *Pipeline) commitEach(ctx context.Context, worker, batchID string, pr *prepared) (outcome, error) {
 	var out outcome
-	err := pgx.BeginTxFunc(ctx, p.wpg, p.tx, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, p.wpg, p.batchTx(batchID), func(tx pgx.Tx) error {
 		out = outcome{counts: ledger.Counts{Received: pr.received}}
 		rejects := append([]promote.Rejection(nil), pr.rejects...)
 		for i := range pr.rows {
