@@ -306,10 +306,13 @@ func Retire(ctx context.Context, db DB, t schema.Tables, cutoff time.Time, dryRu
 	return out, nil
 }
 
-// RetiredRows is how many rows Retire has dropped in all. Only a
-// partitioned orders (Convert) has the table it reads.
-func RetiredRows(ctx context.Context, db DB, t schema.Tables) (int64, error) {
-	var n int64
-	err := db.QueryRow(ctx, "SELECT coalesce(sum(rows), 0)::bigint FROM "+pgx.Identifier{t.Schema, RetiredTable}.Sanitize()).Scan(&n)
-	return n, err
+// RetiredRowsSQL is a scalar SQL expression for how many rows Retire has
+// dropped in all (0 for an orders that is not partitioned: only Convert
+// creates the table it reads). Callers embed it in the statement that
+// counts orders, so both are read in one snapshot.
+func RetiredRowsSQL(t schema.Tables) string {
+	if !t.Partitioned {
+		return "0::bigint"
+	}
+	return "(SELECT coalesce(sum(rows), 0)::bigint FROM " + pgx.Identifier{t.Schema, RetiredTable}.Sanitize() + ")"
 }

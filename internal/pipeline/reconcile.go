@@ -7,13 +7,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/redpg/redpg/internal/dlq"
 	"github.com/redpg/redpg/internal/ledger"
 	"github.com/redpg/redpg/internal/partition"
 	"github.com/redpg/redpg/internal/queue"
-	"github.com/redpg/redpg/internal/schema"
 )
 
 // Reconciliation accounts for every message that ever reached the queue.
@@ -178,7 +175,7 @@ func (p *Pipeline) readLedger(ctx context.Context, q queue.Snapshot) (ledgerRead
 		coalesce((SELECT acknowledged FROM %s WHERE epoch = $3), false),
 		%s
 		FROM (SELECT *, status = 'committed' AND claim_epoch = $3 AND claim_mark <= $1 AS c FROM %s) b`,
-		t.Orders(), t.Rejected(), t.Deployment(), t.Epochs(), retiredSQL(t), t.Batches()), q.Claimed, ids, q.Epoch).
+		t.Orders(), t.Rejected(), t.Deployment(), t.Epochs(), partition.RetiredRowsSQL(t), t.Batches()), q.Claimed, ids, q.Epoch).
 		Scan(&l.covered.Received, &l.covered.Promoted, &l.covered.Duplicates, &l.covered.Rejected,
 			&done, &l.replayed.Promoted, &l.replayed.Duplicates, &l.replayed.Rejected, &l.allPromoted, &l.allRejected, &l.orders, &l.letters, &l.database, &l.epochKnown, &l.retired)
 	if err != nil {
@@ -189,14 +186,4 @@ func (p *Pipeline) readLedger(ctx context.Context, q queue.Snapshot) (ledgerRead
 		l.committed[id] = true
 	}
 	return l, nil
-}
-
-// retiredSQL counts the rows retention dropped, in the same statement (and
-// so the same snapshot) as orders: read apart, a partition dropped between
-// the two readings would be counted twice.
-func retiredSQL(t schema.Tables) string {
-	if !t.Partitioned {
-		return "0::bigint"
-	}
-	return "(SELECT coalesce(sum(rows), 0)::bigint FROM " + pgx.Identifier{t.Schema, partition.RetiredTable}.Sanitize() + ")"
 }
